@@ -1,0 +1,84 @@
+"""Statuses and kinds shared by the whole domain, stored as their string values."""
+
+from enum import StrEnum
+
+
+class CircleKind(StrEnum):
+    CORE = "core"
+    SUPPORT = "support"
+    MATTER = "matter"
+
+
+class CircleStatus(StrEnum):
+    ACTIVE = "active"
+    DISSOLVED = "dissolved"
+
+
+class Role(StrEnum):
+    """A member's role inside one circle."""
+
+    CUSTOMER = "customer"
+    FAMILY = "family"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    SPECIALIST = "specialist"
+    BOT = "bot"
+
+
+class UserRole(StrEnum):
+    """A console login's role."""
+
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class PolicyStatus(StrEnum):
+    ACTIVE = "active"
+    GRACE = "grace"
+    LAPSED = "lapsed"
+    TERMINATED = "terminated"
+
+
+class ClaimStatus(StrEnum):
+    SUBMITTED = "submitted"
+    REVIEWING = "reviewing"
+    NEED_DOCUMENTS = "need_documents"
+    APPROVED = "approved"
+    PAID = "paid"
+    REJECTED = "rejected"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    WAITING_CUSTOMER = "waiting_customer"
+    RESOLVED = "resolved"
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class FollowUpKind(StrEnum):
+    MESSAGE = "message"  # a scheduled message, sent as written
+    PROMISE = "promise"  # a commitment to come back; kept if the agent answers first
+
+
+class FollowUpStatus(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    KEPT = "kept"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # crashed between send and commit: handed to a human
+    WINDOW_CLOSED = "window_closed"

@@ -1,0 +1,305 @@
+"""SQLAlchemy 2.0 models: the durable record of circles, messages, tickets and follow-ups."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from storage.enums import (
+    CircleKind,
+    CircleStatus,
+    ClaimStatus,
+    Direction,
+    FollowUpKind,
+    FollowUpStatus,
+    PolicyStatus,
+    Priority,
+    Role,
+    TicketStatus,
+    UserRole,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always returns them aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: times must carry a zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012
+
+
+def _enum(kind: type[StrEnum]) -> SAEnum:
+    """Stored as plain strings (no native enum: adding a status needs no DDL), read as enums."""
+    return SAEnum(
+        kind,
+        native_enum=False,
+        create_constraint=False,
+        length=max(len(v) for v in kind) + 8,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    honorific: Mapped[str] = mapped_column(String(32))  # 王先生
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Member(Base):
+    """A person (or the bot) who can speak in circles; `id` is our stable member key."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    supervisor_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer | None] = relationship()
+
+
+class MemberIdentity(Base):
+    """Binds a channel's user id (OpenID, WeCom external id) to a member."""
+
+    __tablename__ = "member_identities"
+    __table_args__ = (UniqueConstraint("channel", "channel_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    channel_user_id: Mapped[str] = mapped_column(String(128))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+
+
+class Circle(Base):
+    __tablename__ = "circles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[CircleKind] = mapped_column(_enum(CircleKind))
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[CircleStatus] = mapped_column(_enum(CircleStatus), default=CircleStatus.ACTIVE)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("circles.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    channel: Mapped[str] = mapped_column(String(32), default="webhook")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dissolved_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer | None] = relationship()
+    members: Mapped[list[CircleMember]] = relationship(back_populates="circle")
+
+
+class CircleMember(Base):
+    __tablename__ = "circle_members"
+    __table_args__ = (UniqueConstraint("circle_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    # May this member see the circle customer's policy data (holder's consent on record)?
+    authorized: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    circle: Mapped[Circle] = relationship(back_populates="members")
+    member: Mapped[Member] = relationship()
+
+
+class Policy(Base):
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_no: Mapped[str] = mapped_column(String(40), unique=True)
+    product: Mapped[str] = mapped_column(String(128))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    insured_name: Mapped[str] = mapped_column(String(64))
+    sum_assured: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    premium: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    premium_frequency: Mapped[str] = mapped_column(String(16), default="annual")
+    next_due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[PolicyStatus] = mapped_column(_enum(PolicyStatus), default=PolicyStatus.ACTIVE)
+    cash_value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    cash_value_date: Mapped[date | None] = mapped_column(Date)
+    beneficiaries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_no: Mapped[str] = mapped_column(String(40), unique=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), index=True)
+    status: Mapped[ClaimStatus] = mapped_column(_enum(ClaimStatus))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    policy: Mapped[Policy] = relationship()
+
+
+class Message(Base):
+    """Every message in and out; text is stored masked. A channel message id is stored once."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "channel_msg_id"),
+        Index("ix_messages_circle_created", "circle_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circle_id: Mapped[int | None] = mapped_column(ForeignKey("circles.id"))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    channel: Mapped[str] = mapped_column(String(32))
+    channel_msg_id: Mapped[str | None] = mapped_column(String(128))
+    sender_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    sender_name: Mapped[str | None] = mapped_column(String(64))
+    recipient_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))  # None: the group
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None]
+    script_id: Mapped[str | None] = mapped_column(String(96))
+    script_version: Mapped[int | None] = mapped_column(Integer)
+    # outbound delivery: returned (in the HTTP/passive reply), queued, sent, failed
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A console login (agent, supervisor, admin), linked to the member who speaks in circles."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[UserRole] = mapped_column(_enum(UserRole))
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_priority", "status", "priority"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"), index=True)
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    source_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), default=TicketStatus.OPEN)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.NORMAL)
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    first_response_due: Mapped[datetime | None]
+    resolve_due: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketEvent(Base):
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FollowUp(Base):
+    """The outbox of promised messages: one row per promise, never sent twice."""
+
+    __tablename__ = "followups"
+    __table_args__ = (Index("ix_followups_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[FollowUpKind] = mapped_column(_enum(FollowUpKind))
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    recipient_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    text: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime]
+    status: Mapped[FollowUpStatus] = mapped_column(
+        _enum(FollowUpStatus), default=FollowUpStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(256))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Privacy-relevant events: refused disclosures, reveals of masked data, consent changes."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48), index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    circle_id: Mapped[int | None] = mapped_column(ForeignKey("circles.id"))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
