@@ -1,0 +1,1 @@
+"""corecircle scripts_zh package."""
