@@ -1,0 +1,1 @@
+"""corecircle circles package."""

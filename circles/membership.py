@@ -1,0 +1,87 @@
+"""Which circle a message belongs to, who is speaking, and what they may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.enums import CircleStatus, Role
+from storage.errors import NotFound
+from storage.models import Circle, CircleMember, Member
+
+HUMAN_STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SPECIALIST})
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """The sender of one message as this circle sees them."""
+
+    member_id: str | None  # None: not a member we know
+    display_name: str
+    role: Role | None
+    authorized: bool  # holder's consent to see policy data is on record
+    is_holder: bool  # the circle's customer (the policy holder) in person
+    is_bot: bool = False
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in HUMAN_STAFF
+
+    @property
+    def may_see_policy_data(self) -> bool:
+        """Policy data goes only to the holder or a member the holder authorized."""
+        return self.is_holder or (self.authorized and self.role is not None)
+
+
+def find_circle(session: Session, chat_id: str) -> Circle:
+    circle = session.scalar(select(Circle).where(Circle.chat_id == chat_id))
+    if circle is None:
+        raise NotFound(
+            f"no circle with chat_id {chat_id!r}; create the circle before sending its messages",
+            code="CIRCLE_UNKNOWN",
+        )
+    if circle.status != CircleStatus.ACTIVE:
+        raise NotFound(f"circle {chat_id!r} has been dissolved", code="CIRCLE_DISSOLVED")
+    return circle
+
+
+def resolve_speaker(session: Session, circle: Circle, sender_id: str, sender_name: str) -> Speaker:
+    row = session.execute(
+        select(CircleMember, Member)
+        .join(Member, Member.id == CircleMember.member_id)
+        .where(CircleMember.circle_id == circle.id, CircleMember.member_id == sender_id)
+    ).first()
+    if row is None:
+        bot = session.get(Member, sender_id)
+        is_bot = bool(bot and bot.is_bot)
+        return Speaker(None, sender_name, None, False, False, is_bot=is_bot)
+    cm, member = row
+    is_holder = (
+        cm.role == Role.CUSTOMER
+        and member.customer_id is not None
+        and member.customer_id == circle.customer_id
+    )
+    return Speaker(
+        member.id,
+        member.display_name or sender_name,
+        cm.role,
+        cm.authorized,
+        is_holder,
+        is_bot=member.is_bot,
+    )
+
+
+def holder_member_id(session: Session, circle: Circle) -> str | None:
+    """The member who holds the circle customer's policies (for private messages to them)."""
+    return session.scalar(
+        select(Member.id)
+        .join(CircleMember, CircleMember.member_id == Member.id)
+        .where(
+            CircleMember.circle_id == circle.id,
+            CircleMember.role == Role.CUSTOMER,
+            Member.customer_id == circle.customer_id,
+        )
+        .limit(1)
+    )
