@@ -1,0 +1,126 @@
+"""HTTP edge helpers: error mapping, the services accessor, auth dependencies."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot.auth import Principal
+from bot.services import Services
+from storage.db import DatabaseUnavailable
+from storage.enums import UserRole
+from storage.errors import AppError, Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def validation_response(errors: list[dict[str, object]]) -> JSONResponse:
+    """Malformed JSON is a 400; well-formed JSON with wrong fields is a 422 naming them."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(error_body("BAD_JSON", "body is not valid JSON"), status_code=400)
+    fields = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e["msg"]}
+        for e in errors
+    ]
+    names = ", ".join(f["field"] or "body" for f in fields)
+    return JSONResponse(
+        error_body("VALIDATION_ERROR", f"invalid or missing fields: {names}", fields=fields),
+        status_code=422,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(list(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def _model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        return validation_response(list(exc.errors()))  # type: ignore[arg-type]
+
+    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
+        log.error("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body("DB_UNAVAILABLE", "the database is unavailable; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for kind in (OperationalError, InterfaceError, DatabaseUnavailable):
+        app.add_exception_handler(kind, _db_down)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        trace = uuid.uuid4().hex[:12]
+        log.error("unhandled error trace=%s", trace, exc_info=exc)
+        return JSONResponse(
+            error_body("INTERNAL", f"unexpected error; quote trace {trace}"), status_code=500
+        )
+
+
+def current_principal(
+    svc: ServicesDep, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    if not token:
+        raise Unauthorized("log in first: POST /api/v1/auth/token", code="LOGIN_REQUIRED")
+    return svc.signer.read(token)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: UserRole) -> Callable[[Principal], Principal]:
+    def check(who: PrincipalDep) -> Principal:
+        if who.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise Forbidden(f"this needs one of the roles: {allowed}", code="ROLE_FORBIDDEN")
+        return who
+
+    return check
+
+
+StaffDep = Annotated[
+    Principal, Depends(require_roles(UserRole.AGENT, UserRole.SUPERVISOR, UserRole.ADMIN))
+]

@@ -1,0 +1,1 @@
+"""Intent-engine helpers: text normalisation, Chinese time parsing and entity extraction."""

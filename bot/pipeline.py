@@ -1,0 +1,318 @@
+"""The pipeline: one inbound message, end to end, in the order of DESIGN.md's flow.
+
+Everything a message causes (its row, the replies, a ticket, notices to other circles) is
+written in one transaction that commits before anyone is answered; the database's unique key
+on (channel, channel message id) makes a retry answer from the first result.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from time import perf_counter
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import actions
+from bot.messages import InboundMessage, Outcome, Reply
+from bot.metrics import Metrics
+from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine
+from bot.settings import Settings
+from bot.turn import Turn
+from circles import speaking
+from circles.membership import Speaker, find_circle, resolve_speaker
+from escalation.tickets import open_ticket
+from storage.db import transaction
+from storage.enums import Direction
+from storage.models import Circle, Member, Message, Ticket
+from storage.pii import find_pii, mask
+from storage.scripts import Action, ScriptLibrary
+from storage.state import LockNotAcquired, StateStore, StateUnavailable
+
+log = logging.getLogger(__name__)
+
+DIALOG_BREAKOUT = 0.85  # a confident, different intent interrupts a pending form
+PII_WARN_KINDS = ("id_card", "bank_card")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        state: StateStore,
+        scripts: ScriptLibrary,
+        engine: IntentEngine,
+        settings: Settings,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sessions, self.state, self.scripts = sessions, state, scripts
+        self.engine, self.settings, self.metrics, self.clock = engine, settings, metrics, clock
+
+    def handle(self, msg: InboundMessage) -> Outcome:
+        started = perf_counter()
+        self.metrics.messages.labels(msg.channel, "in").inc()
+        try:
+            with self._conversation_lock(msg):
+                outcome = self._handle_once(msg)
+        except IntegrityError:
+            # A concurrent delivery of the same message id committed first: answer from it.
+            outcome = self._replay_by_id(msg)
+        except _BotFailure as failure:
+            outcome = self._hand_off_failure(msg, failure)
+        if outcome.duplicate:
+            self.metrics.duplicates.labels(msg.channel).inc()
+        self.metrics.latency.labels(msg.channel).observe(perf_counter() - started)
+        return outcome
+
+    def _handle_once(self, msg: InboundMessage) -> Outcome:
+        with transaction(self.sessions) as s:
+            # 1. dedupe: the same channel message id is answered from its first outcome
+            prior = _find_inbound(s, msg)
+            if prior is not None:
+                return _replay(s, prior)
+            # 2. circle and speaker: which circle, who is speaking, what they may see
+            circle = find_circle(s, msg.chat_id)
+            speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
+            # 3. persist the inbound message, masked, before anything answers it
+            row = _persist_inbound(s, msg, circle, speaker, self.clock())
+            try:
+                # 4. understand: normalise, tokenise, classify, extract entities
+                parse = self.engine.parse(msg.text, msg.ts)
+                row.intent, row.confidence = parse.intent, round(parse.confidence, 4)
+                turn = Turn(s, self.settings, self.scripts, self.state, msg, row, circle,
+                            speaker, parse, self.clock())
+                # 5. should the bot speak? 6. answer / query / dialog / escalate / silent
+                decision, result = self._respond(turn)
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # any bug must become a handoff, never a lost message
+                raise _BotFailure(exc) from exc
+            # 7. persist every reply and notice with the script that produced it
+            replies = tuple(result.replies)
+            _persist_replies(s, row, circle, replies, self.clock())
+            for other, notice in result.notices:
+                _persist_outbound(s, row, other, notice, self.clock(), status="queued")
+            if result.ticket is not None:
+                self.metrics.tickets.labels(result.ticket.reason).inc()
+            self._count(replies)
+            return Outcome(
+                message_id=row.id,
+                replies=replies,
+                intent=parse.intent,
+                confidence=parse.confidence,
+                ticket_id=result.ticket.id if result.ticket else None,
+                spoke_because=decision.why.value,
+                notices=tuple((c.chat_id, r) for c, r in result.notices),
+            )
+
+    def _respond(self, turn: Turn) -> tuple[speaking.Decision, actions.Result]:
+        parse, spec = turn.parse, self.scripts.intents.get(turn.parse.intent)
+        pending = actions.pending(turn) if turn.speaker.member_id else None
+        decision = speaking.decide(
+            is_bot=turn.speaker.is_bot or turn.inbound.sender_id == self.settings.bot_member_id,
+            is_staff=turn.speaker.is_staff,
+            private_chat=turn.inbound.private,
+            addressed=self._addressed(turn.inbound),
+            pending_question=pending is not None,
+            urgent=bool(spec and spec.urgent and parse.confidence >= self._threshold),
+        )
+        if decision.why == speaking.Why.PENDING and parse.intent == OUT_OF_SCOPE:
+            # The member moved on to family chatter: drop our question, stay quiet.
+            actions.forget(turn)
+            return speaking.Decision(False, speaking.Why.NOT_ADDRESSED), actions.Result()
+        if not decision.speak:
+            return decision, actions.Result()
+        result = self._act(turn, pending)
+        if not turn.inbound.private:
+            result.replies.extend(self._pii_warning(turn))
+        return decision, result
+
+    def _act(self, turn: Turn, pending: dict[str, str] | None) -> actions.Result:
+        parse = turn.parse
+        spec = self.scripts.intents.get(parse.intent)
+        if pending and pending.get("kind") == "dialog":
+            interrupts = parse.confidence >= DIALOG_BREAKOUT and spec is not None and (
+                spec.action not in (Action.SILENT,) and parse.intent != pending["intent"]
+            )
+            if not interrupts:
+                return actions.continue_dialog(turn, pending["intent"])
+        if spec is None or (parse.confidence < self._threshold and parse.intent != OUT_OF_SCOPE):
+            return self._clarify_or_hand_off(turn, pending)
+        if pending:
+            actions.forget(turn)
+        match spec.action:
+            case Action.ANSWER:
+                return actions.answer(turn)
+            case Action.QUERY:
+                return actions.query(turn)
+            case Action.DIALOG:
+                return actions.dialog(turn)
+            case Action.ESCALATE:
+                return actions.escalate(turn)
+            case Action.SILENT:
+                return actions.silent_but_addressed(turn)
+
+    def _clarify_or_hand_off(self, turn: Turn, pending: dict[str, str] | None) -> actions.Result:
+        """A wrong answer is worse than a handoff: ask once, then bring in the agent."""
+        if pending and pending.get("kind") == "clarify":
+            actions.forget(turn)
+            return actions.escalate(turn, reason="low_confidence", holding="fallback.handoff")
+        options = [
+            self.scripts.intents[name].zh
+            for name, _ in turn.parse.ranking
+            if name in self.scripts.intents and name != OUT_OF_SCOPE
+        ][:2]
+        actions.remember(turn, {"kind": "clarify"})
+        return actions.Result([turn.say("fallback.clarify", options="，还是".join(options))])
+
+    def _pii_warning(self, turn: Turn) -> list[Reply]:
+        kinds = sorted({m.kind for m in find_pii(turn.inbound.text) if m.kind in PII_WARN_KINDS})
+        if not kinds:
+            return []
+        labels = "、".join(turn.label("pii_kind", k) for k in kinds)
+        return [turn.say("privacy.pii_withdraw", to=turn.speaker.member_id, pii_kinds=labels)]
+
+    @property
+    def _threshold(self) -> float:
+        return self.settings.confidence_threshold
+
+    def _addressed(self, msg: InboundMessage) -> bool:
+        names = {self.settings.bot_name, self.settings.bot_member_id}
+        return bool(names & set(msg.mentions)) or f"@{self.settings.bot_name}" in msg.text
+
+    @contextmanager
+    def _conversation_lock(self, msg: InboundMessage) -> Iterator[None]:
+        """One member's messages in one circle are handled in arrival order, across workers."""
+        try:
+            with self.state.lock(f"conv:{msg.chat_id}:{msg.sender_id}", ttl=15, wait=10):
+                yield
+                return
+        except StateUnavailable:
+            log.warning("state store unavailable: handling without the conversation lock")
+        except LockNotAcquired:
+            log.warning("conversation lock busy for 10 s: handling without it")
+        yield
+
+    def _replay_by_id(self, msg: InboundMessage) -> Outcome:
+        with transaction(self.sessions) as s:
+            prior = _find_inbound(s, msg)
+            if prior is None:  # pragma: no cover - the unique key said it exists
+                raise RuntimeError("duplicate reported but no first message found")
+            return _replay(s, prior)
+
+    def _hand_off_failure(self, msg: InboundMessage, failure: _BotFailure) -> Outcome:
+        """The bot broke on this message: keep it, say we're on it, and open a ticket."""
+        trace = uuid.uuid4().hex[:12]
+        self.metrics.errors.inc()
+        log.error("pipeline failed trace=%s chat=%s", trace, msg.chat_id, exc_info=failure.cause)
+        with transaction(self.sessions) as s:
+            prior = _find_inbound(s, msg)
+            if prior is not None:
+                return _replay(s, prior)
+            circle = find_circle(s, msg.chat_id)
+            speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
+            now = self.clock()
+            row = _persist_inbound(s, msg, circle, speaker, now)
+            ticket = open_ticket(
+                session=s, circle=circle, member_id=speaker.member_id,
+                source_message_id=row.id, intent=None, reason="bot_error",
+                summary=row.text[:200], now=now, context={"trace": trace},
+            )
+            rendered = self.scripts.render(
+                "error.holding", {"agent_name": _agent_name(s, circle), "bot_name":
+                                  self.settings.bot_name}
+            )
+            replies = (Reply(rendered.text, None, rendered.script_id, rendered.version),)
+            _persist_replies(s, row, circle, replies, now)
+            self.metrics.tickets.labels("bot_error").inc()
+            return Outcome(row.id, replies, None, None, ticket.id, spoke_because="error")
+
+    def _count(self, replies: tuple[Reply, ...]) -> None:
+        for r in replies:
+            self.metrics.replies.labels("private" if r.to else "group").inc()
+
+
+class _BotFailure(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _find_inbound(s: Session, msg: InboundMessage) -> Message | None:
+    return s.scalar(
+        select(Message).where(
+            Message.channel == msg.channel,
+            Message.channel_msg_id == msg.msg_id,
+            Message.direction == Direction.IN,
+        )
+    )
+
+
+def _replay(s: Session, prior: Message) -> Outcome:
+    rows = s.scalars(
+        select(Message)
+        .where(Message.reply_to_id == prior.id, Message.circle_id == prior.circle_id)
+        .order_by(Message.id)
+    )
+    ticket_id = s.scalar(select(Ticket.id).where(Ticket.source_message_id == prior.id).limit(1))
+    replies = tuple(Reply(r.text, r.recipient_id, r.script_id, r.script_version) for r in rows)
+    return Outcome(prior.id, replies, prior.intent, prior.confidence, ticket_id, duplicate=True)
+
+
+def _persist_inbound(
+    s: Session, msg: InboundMessage, circle: Circle, speaker: Speaker, now: datetime
+) -> Message:
+    row = Message(
+        circle_id=circle.id,
+        direction=Direction.IN,
+        channel=msg.channel,
+        channel_msg_id=msg.msg_id,
+        sender_id=speaker.member_id,
+        sender_name=msg.sender_name[:64],
+        text=mask(msg.text),
+        status="received",
+        created_at=now,
+    )
+    s.add(row)
+    s.flush()  # the unique (channel, channel_msg_id) key speaks here
+    return row
+
+
+def _persist_replies(
+    s: Session, row: Message, circle: Circle, replies: tuple[Reply, ...], now: datetime
+) -> None:
+    for reply in replies:
+        _persist_outbound(s, row, circle, reply, now, status="returned")
+
+
+def _persist_outbound(
+    s: Session, row: Message, circle: Circle, reply: Reply, now: datetime, *, status: str
+) -> None:
+    s.add(
+        Message(
+            circle_id=circle.id,
+            direction=Direction.OUT,
+            channel=circle.channel if circle.id != row.circle_id else row.channel,
+            sender_id=None,
+            sender_name="bot",
+            recipient_id=reply.to,
+            reply_to_id=row.id,
+            text=mask(reply.text),
+            script_id=reply.script_id,
+            script_version=reply.script_version,
+            status=status,
+            created_at=now,
+        )
+    )
+
+
+def _agent_name(s: Session, circle: Circle) -> str:
+    agent = s.get(Member, circle.agent_id) if circle.agent_id else None
+    return agent.display_name if agent else "您的顾问"
