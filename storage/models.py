@@ -198,6 +198,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "channel_msg_id"),
         Index("ix_messages_circle_created", "circle_id", "created_at"),
+        Index("ix_messages_status_next", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -214,8 +215,12 @@ class Message(Base):
     confidence: Mapped[float | None]
     script_id: Mapped[str | None] = mapped_column(String(96))
     script_version: Mapped[int | None] = mapped_column(Integer)
-    # outbound delivery: returned (in the HTTP/passive reply), queued, sent, failed
+    # inbound: received; outbound: returned (in the HTTP/passive reply), queued, sent, failed
     status: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(256))
+    sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -303,3 +308,16 @@ class AuditEvent(Base):
     subject: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelCursor(Base):
+    """Durable per-channel positions (e.g. the WeCom kf sync_msg cursor)."""
+
+    __tablename__ = "channel_cursors"
+    __table_args__ = (UniqueConstraint("channel", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

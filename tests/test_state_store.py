@@ -49,7 +49,8 @@ def test_values_expire(store: StateStore) -> None:
 def test_ttl_is_reported(store: StateStore) -> None:
     store.set_json("k", 1, ttl=30)
     remaining = store.ttl("k")
-    assert remaining is not None and 25 < remaining <= 30
+    assert remaining is not None
+    assert 25 < remaining <= 30
     assert store.ttl("missing") is None
 
 

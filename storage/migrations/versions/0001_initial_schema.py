@@ -19,6 +19,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('channel_cursors',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=128), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_channel_cursors')),
+    sa.UniqueConstraint('channel', 'key', name=op.f('uq_channel_cursors_channel_key'))
+    )
     op.create_table('customers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -153,6 +162,10 @@ def upgrade() -> None:
     sa.Column('script_id', sa.String(length=96), nullable=True),
     sa.Column('script_version', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=256), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['circle_id'], ['circles.id'], name=op.f('fk_messages_circle_id_circles')),
     sa.ForeignKeyConstraint(['recipient_id'], ['members.id'], name=op.f('fk_messages_recipient_id_members')),
@@ -164,6 +177,7 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_circle_created', ['circle_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_reply_to_id'), ['reply_to_id'], unique=False)
+        batch_op.create_index('ix_messages_status_next', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('tickets',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -248,6 +262,7 @@ def downgrade() -> None:
 
     op.drop_table('tickets')
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_status_next')
         batch_op.drop_index(batch_op.f('ix_messages_reply_to_id'))
         batch_op.drop_index('ix_messages_circle_created')
 
@@ -270,3 +285,4 @@ def downgrade() -> None:
     op.drop_table('policies')
     op.drop_table('members')
     op.drop_table('customers')
+    op.drop_table('channel_cursors')
