@@ -1,0 +1,1 @@
+"""corecircle dialogs package."""
