@@ -8,6 +8,7 @@ on (channel, channel message id) makes a retry answer from the first result.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from storage.state import LockNotAcquired, StateStore, StateUnavailable
 
 log = logging.getLogger(__name__)
 
+# C0 controls (but tab/newline) and DEL: PostgreSQL refuses NUL, and none of them is content.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DIALOG_BREAKOUT = 0.85  # a confident, different intent interrupts a pending form
 PII_WARN_KINDS = ("id_card", "bank_card")
 
@@ -275,8 +278,8 @@ def _persist_inbound(
         channel=msg.channel,
         channel_msg_id=msg.msg_id,
         sender_id=speaker.member_id,
-        sender_name=msg.sender_name[:64],
-        text=mask(msg.text),
+        sender_name=_storable(msg.sender_name)[:64],
+        text=_storable(msg.text),
         status="received",
         created_at=now,
     )
@@ -304,7 +307,7 @@ def _persist_outbound(
             sender_name="bot",
             recipient_id=reply.to,
             reply_to_id=row.id,
-            text=mask(reply.text),
+            text=_storable(reply.text),
             script_id=reply.script_id,
             script_version=reply.script_version,
             status=status,
@@ -316,3 +319,8 @@ def _persist_outbound(
 def _agent_name(s: Session, circle: Circle) -> str:
     agent = s.get(Member, circle.agent_id) if circle.agent_id else None
     return agent.display_name if agent else "您的顾问"
+
+
+def _storable(text: str) -> str:
+    """What may be written: masked, without control characters."""
+    return mask(_CONTROLS.sub("", text))
