@@ -43,7 +43,9 @@ def test_passwords_are_hashed(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("user", "password"), [("demo-agent", "wrong"), ("ghost", "demo")])
-def test_bad_login_is_401_with_the_same_answer(client: TestClient, user: str, password: str) -> None:
+def test_bad_login_is_401_with_the_same_answer(
+    client: TestClient, user: str, password: str
+) -> None:
     r = client.post("/api/v1/auth/token", data={"username": user, "password": password})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "LOGIN_FAILED"

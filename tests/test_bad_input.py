@@ -30,7 +30,8 @@ def _messages(url: str) -> int:
 def _error(r: object) -> dict[str, str]:
     body = r.json()  # type: ignore[attr-defined]
     assert set(body) == {"error"}
-    assert body["error"]["code"] and body["error"]["message"]
+    assert body["error"]["code"]
+    assert body["error"]["message"]
     return body["error"]  # type: ignore[no-any-return]
 
 

@@ -83,7 +83,8 @@ def test_demo_seed_is_idempotent(database_url: str, tmp_path: Path) -> None:
         assert roles["demo-wife"] == ("family", False)
         assert roles["demo-agent"][0] == "agent"
         agent = s.get(Member, "demo-agent")
-        assert agent is not None and agent.supervisor_id == "demo-supervisor"
+        assert agent is not None
+        assert agent.supervisor_id == "demo-supervisor"
     engine.dispose()
 
 
