@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from bot import logmask
 from bot.demo import seed_demo
 from bot.http import install_error_handlers
 from bot.limits import BodySizeLimit
@@ -21,6 +22,7 @@ def create_app(
     settings: Settings | None = None, *, nlu_engine: IntentEngine | None = None
 ) -> FastAPI:
     settings = settings or Settings()
+    logmask.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -171,3 +171,23 @@ def _login(client: TestClient, user: str) -> dict[str, str]:
     from tests.conftest import login  # noqa: PLC0415
 
     return login(client, user)
+
+
+def test_logs_never_carry_raw_personal_numbers(
+    make_client: Callable[..., TestClient], database_url: str, caplog: object
+) -> None:
+    import logging  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    caplog.set_level(logging.DEBUG)  # type: ignore[attr-defined]
+    client = make_client(database_url=database_url)
+    svc = client.app.state.services  # type: ignore[attr-defined]
+
+    def broken(text: str, now: object) -> object:
+        raise RuntimeError(f"engine exploded on {text}")
+
+    svc.pipeline.engine = type("Broken", (), {"parse": staticmethod(broken)})()
+    Chat(client).say("demo-customer", "电话13812345678 卡6222020200001234562", at_bot=True)
+    logged = caplog.text  # type: ignore[attr-defined]
+    assert "trace=" in logged  # the failure was logged, with a trace id ...
+    assert not re.search(r"1[3-9]\d{9}|6222020200001234562", logged)  # ... but masked
