@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.auth import TokenSigner
+from bot.channels.runtime import ChannelRuntime, build_channels
 from bot.metrics import Metrics
 from bot.nlu.engine import IntentEngine
 from bot.pipeline import Pipeline
@@ -32,6 +33,7 @@ class Services:
     metrics: Metrics
     signer: TokenSigner
     pipeline: Pipeline
+    channels: ChannelRuntime
 
     def database_ok(self) -> bool:
         try:
@@ -42,6 +44,7 @@ class Services:
         return True
 
     def close(self) -> None:
+        self.channels.close()
         if isinstance(self.state, RedisStateStore):
             self.state.close()
         self.db.dispose()
@@ -88,4 +91,8 @@ def build_services(
         metrics=metrics,
     )
     signer = TokenSigner(secret_key(settings), settings.token_minutes)
-    return Services(settings, db, sessions, state, scripts, nlu, metrics, signer, pipeline)
+    channels = build_channels(settings, sessions=sessions, state=state, scripts=scripts,
+                              pipeline=pipeline)
+    return Services(
+        settings, db, sessions, state, scripts, nlu, metrics, signer, pipeline, channels
+    )

@@ -1,0 +1,1 @@
+"""Gateway channels: WeChat Official Account and WeCom callbacks, verified and parsed."""

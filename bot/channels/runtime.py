@@ -1,0 +1,98 @@
+"""The channels' and outbound side's parts, built once per app by the composition root."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.channels.config import ChannelApps, load_apps
+from bot.channels.gateway import Gateway
+from bot.channels.kf import KfSync
+from bot.outbound.dispatcher import Dispatcher
+from bot.outbound.platform import PlatformApi, corp_api, oa_api
+from bot.outbound.quota import SlidingLimit
+from bot.outbound.routing import Router, open_kfid_lookup
+from bot.outbound.sender import Sender
+from bot.outbound.senders import KfSender, OACustomSender, RobotSender, WebhookSender
+from bot.pipeline import Pipeline
+from bot.settings import Settings
+from storage.scripts import ScriptLibrary
+from storage.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChannelRuntime:
+    apps: ChannelApps
+    gateway: Gateway
+    executor: ThreadPoolExecutor
+    http: httpx.Client
+    dispatcher: Dispatcher
+    corp_apis: dict[str, PlatformApi]
+    kf: dict[str, KfSync] = field(default_factory=dict)
+    dispatching: bool = False
+
+    def pull_kf(self, app: str, open_kfid: str, token: str) -> Future[int] | None:
+        """Pull in the background: WeCom wants its "success" within 5 s."""
+        sync = self.kf.get(app)
+        if sync is None or not open_kfid:
+            log.warning("kf event for %s without a secret or open_kfid: not pulled", app)
+            return None
+        return self.executor.submit(sync.pull, open_kfid, token)
+
+    def start(self) -> None:
+        if self.dispatching:
+            self.dispatcher.start()
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        self.executor.shutdown(wait=True, cancel_futures=False)
+        self.http.close()
+
+
+def build_channels(settings: Settings, *, sessions: sessionmaker[Session], state: StateStore,
+                   scripts: ScriptLibrary, pipeline: Pipeline,
+                   apps: ChannelApps | None = None) -> ChannelRuntime:
+    apps = apps or load_apps(settings)
+    http = httpx.Client(timeout=settings.outbound_timeout)
+    oa: dict[str, Sender] = {
+        name: OACustomSender(oa_api(http, settings.wechat_api_base, state, app.app_id,
+                                    app.secret))
+        for name, app in apps.wechat.items() if app.secret
+    }
+    corp_apis = {
+        name: corp_api(http, settings.wecom_api_base, state, corp_id=app.app_id,
+                           secret=app.secret, name=name)
+        for name, app in apps.wecom.items() if app.secret
+    }
+    kf_senders: dict[str, Sender] = {
+        name: KfSender(api, open_kfid_lookup(sessions)) for name, api in corp_apis.items()
+    }
+    groups: dict[str, tuple[str, Sender]] = {}
+    for chat_id, route in settings.outbound_routes.items():
+        kind, url = route.get("kind", "webhook"), route["url"]
+        groups[chat_id] = (kind, RobotSender(http, url) if kind == "robot"
+                           else WebhookSender(http, url))
+    router = Router(oa=oa, default_oa=apps.default_wechat, kf=kf_senders, groups=groups)
+    dispatcher = Dispatcher(
+        sessions, router, SlidingLimit(state, settings.robot_per_minute),
+        lease=settings.outbound_lease_seconds, max_attempts=settings.outbound_max_attempts,
+        interval=settings.outbound_interval,
+    )
+    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="channel")
+    gateway = Gateway(sessions, state, scripts, pipeline, settings, executor)
+    kf = {
+        name: KfSync(app=name, api=api, sessions=sessions, state=state, pipeline=pipeline,
+                     max_text=settings.max_text_chars)
+        for name, api in corp_apis.items()
+    }
+    dispatching = settings.outbound_dispatch
+    if dispatching is None:
+        dispatching = bool(oa or kf_senders or groups)
+    return ChannelRuntime(apps, gateway, executor, http, dispatcher, corp_apis, kf,
+                          dispatching)

@@ -1,0 +1,79 @@
+"""One parsed WeChat/WeCom message: the fields we use, read eagerly so bad ones fail here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from wechatpy import parse_message
+from wechatpy.enterprise import parse_message as parse_corp_message
+
+from bot.channels.wxcrypto import PARSE_ERRORS, xml_invalid
+from bot.channels.xmlsafe import strip_controls
+
+TEXT_KINDS = frozenset({"text", "voice"})
+MEDIA_KINDS = frozenset({"image", "location", "link", "video", "shortvideo", "file"})
+
+
+@dataclass(frozen=True)
+class WxMessage:
+    kind: str  # text, voice, image, location, link, event, or whatever WeChat invents next
+    from_user: str
+    to_user: str
+    create_time: int
+    msg_id: str | None
+    text: str  # Content, or the voice Recognition; "" otherwise
+    event: str = ""
+    event_key: str = ""
+    detail: str = ""  # PicUrl, Url or Label: kept for the agent
+    open_kfid: str = ""  # WeCom kf_msg_or_event
+    kf_token: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        """MsgId, or for events (MsgId absent; wechatpy's id is 0) the documented tuple."""
+        if self.msg_id:
+            return self.msg_id
+        return f"ev:{self.from_user}:{self.create_time}:{self.event}:{self.event_key}"
+
+
+def _str(data: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise KeyError(key)
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is not a single text element")
+    return strip_controls(value)
+
+
+def parse(xml: str, *, corp: bool = False) -> WxMessage:
+    """Parse decrypted/plain XML; every failure becomes 400 WX_XML_INVALID."""
+    try:
+        msg = (parse_corp_message if corp else parse_message)(strip_controls(xml))
+        if msg is None:
+            raise ValueError("empty message")
+        data: dict[str, Any] = msg._data
+        kind = _str(data, "MsgType", required=True).lower()
+        msg_id = _str(data, "MsgId") or _str(data, "MsgID")
+        try:
+            create_time = int(_str(data, "CreateTime", required=True))
+        except ValueError as exc:
+            raise ValueError("CreateTime is not a number") from exc
+        text = _str(data, "Recognition") if kind == "voice" else _str(data, "Content")
+        return WxMessage(
+            kind=kind,
+            from_user=_str(data, "FromUserName", required=True),
+            to_user=_str(data, "ToUserName", required=True),
+            create_time=create_time,
+            msg_id=msg_id if msg_id and msg_id != "0" else None,
+            text=text,
+            event=_str(data, "Event").lower(),
+            event_key=_str(data, "EventKey"),
+            detail=_str(data, "PicUrl") or _str(data, "Url") or _str(data, "Label"),
+            open_kfid=_str(data, "OpenKfId"),
+            kf_token=_str(data, "Token"),
+        )
+    except PARSE_ERRORS as exc:
+        raise xml_invalid(type(exc).__name__) from exc

@@ -1,0 +1,1 @@
+"""Outbound delivery: senders behind one port, token cache, quotas and the outbox dispatcher."""

@@ -1,0 +1,202 @@
+"""The outbox dispatcher: claims due `queued` message rows, sends them, records what happened.
+
+A claim is a conditional UPDATE (status and attempts unchanged since we read them), and every
+later write is fenced by the attempt number, so two workers never send the same row. A row is
+marked `sending` (committed) just before the HTTP call: a worker that dies after a claim is
+retried after the lease; one that dies mid-send leaves `unknown` for a human (at-most-once:
+the WeChat APIs have no idempotency key).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.outbound.quota import KF_MAX_PER_WINDOW, SlidingLimit, service_window
+from bot.outbound.routing import Route, Router
+from bot.outbound.sender import QUOTA_USED_UP, WINDOW_CLOSED, SendResult
+from escalation.tickets import open_ticket
+from storage.db import transaction
+from storage.enums import Direction
+from storage.models import Circle, Message
+from storage.state import LockNotAcquired, StateUnavailable
+
+log = logging.getLogger(__name__)
+
+QUEUED, CLAIMED, SENDING, SENT = "queued", "claimed", "sending", "sent"
+FAILED, WINDOW, NEEDS_HUMAN, UNKNOWN = "failed", "window_closed", "needs_human", "unknown"
+NO_ROUTE_DELAY = timedelta(minutes=10)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(300, 2 ** max(0, attempts - 1) * 5))
+
+
+class Dispatcher:
+    def __init__(self, sessions: sessionmaker[Session], router: Router, limiter: SlidingLimit,
+                 *, lease: float = 30.0, max_attempts: int = 6, interval: float = 1.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.sessions, self.router, self.limiter = sessions, router, limiter
+        self.lease, self.max_attempts = timedelta(seconds=lease), max_attempts
+        self.interval, self.clock = interval, clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_tick: datetime | None = None
+
+    # -- one pass ---------------------------------------------------------------------------
+    def dispatch_once(self, limit: int = 50) -> int:
+        """Deliver what is due now, oldest first; returns how many rows reached an end state."""
+        now = self.clock()
+        self._expire_sending(now)
+        with self.sessions() as s:
+            due = s.execute(
+                select(Message.id, Message.status, Message.attempts)
+                .where(Message.direction == Direction.OUT, or_(
+                    (Message.status == QUEUED)
+                    & (Message.next_attempt_at.is_(None) | (Message.next_attempt_at <= now)),
+                    (Message.status == CLAIMED) & (Message.next_attempt_at <= now),
+                ))
+                .order_by(Message.id).limit(limit)
+            ).all()
+        blocked: dict[str, datetime] = {}  # a rate-limited group keeps its order: all wait
+        done = 0
+        for row_id, status, attempts in due:
+            fence = self._claim(row_id, status, attempts, now)
+            if fence is not None:
+                done += self._deliver(row_id, fence, blocked)
+        self.last_tick = now
+        return done
+
+    def _expire_sending(self, now: datetime) -> None:
+        with transaction(self.sessions) as s:
+            s.execute(
+                update(Message)
+                .where(Message.status == SENDING, Message.next_attempt_at <= now)
+                .values(status=UNKNOWN, last_error="worker lost mid-send; delivery unknown")
+            )
+
+    def _claim(self, row_id: int, status: str, attempts: int, now: datetime) -> int | None:
+        with transaction(self.sessions) as s:
+            claimed = s.execute(
+                update(Message)
+                .where(Message.id == row_id, Message.status == status,
+                       Message.attempts == attempts)
+                .values(status=CLAIMED, attempts=attempts + 1,
+                        next_attempt_at=now + self.lease)
+            ).rowcount  # type: ignore[attr-defined]
+        return attempts + 1 if claimed == 1 else None
+
+    def _finish(self, row_id: int, fence: int, from_status: str, **values: object) -> bool:
+        with transaction(self.sessions) as s:
+            return bool(s.execute(
+                update(Message)
+                .where(Message.id == row_id, Message.attempts == fence,
+                       Message.status == from_status)
+                .values(**values)
+            ).rowcount)  # type: ignore[attr-defined]
+
+    def _deliver(self, row_id: int, fence: int, blocked: dict[str, datetime]) -> int:
+        now = self.clock()
+        with transaction(self.sessions) as s:
+            row = s.get(Message, row_id)
+            assert row is not None
+            route = self.router.route(s, row)
+            text = row.text
+            if route is None:
+                self._finish(row_id, fence, CLAIMED, status=QUEUED, attempts=fence - 1,
+                             next_attempt_at=now + NO_ROUTE_DELAY,
+                             last_error="no outbound route for this circle/recipient")
+                return 0
+            held = self._hold_reason(s, route, now)
+        if held is not None:
+            return self._held(row_id, fence, route, held, now)
+        if route.limit_key:
+            wait = blocked.get(route.limit_key)
+            if wait is None:
+                try:
+                    delay = self.limiter.acquire(route.limit_key)
+                except (StateUnavailable, LockNotAcquired):
+                    delay = 1.0
+                if delay:
+                    wait = blocked[route.limit_key] = now + timedelta(seconds=delay)
+            if wait is not None:  # delayed, not dropped; the attempt does not count
+                self._finish(row_id, fence, CLAIMED, status=QUEUED, attempts=fence - 1,
+                             next_attempt_at=wait)
+                return 0
+        if not self._finish(row_id, fence, CLAIMED, status=SENDING):
+            return 0  # fenced out: another worker took it over
+        result = route.sender.send(text, route.to, route.circle)
+        return self._record(row_id, fence, route, result)
+
+    def _hold_reason(self, s: Session, route: Route, now: datetime) -> str | None:
+        if route.quota not in ("oa", "kf") or route.member_id is None:
+            return None
+        channel = "wechat" if route.quota == "oa" else "wecom"
+        return service_window(s, member_id=route.member_id, channel=channel, now=now,
+                              max_sends=KF_MAX_PER_WINDOW if route.quota == "kf" else None)
+
+    def _held(self, row_id: int, fence: int, route: Route, why: str, now: datetime) -> int:
+        if why == "window_closed":
+            self._finish(row_id, fence, CLAIMED, status=WINDOW, last_error="48 h window closed")
+            self._hand_to_human(row_id, "delivery_window_closed", now)
+        else:
+            self._finish(row_id, fence, CLAIMED, status=NEEDS_HUMAN,
+                         last_error="kf quota: 5 messages per customer message")
+            self._hand_to_human(row_id, "delivery_quota", now)
+        return 1
+
+    def _record(self, row_id: int, fence: int, route: Route, result: SendResult) -> int:
+        now = self.clock()
+        error = f"{result.errcode} {result.errmsg}"[:256]
+        if result.ok:
+            self._finish(row_id, fence, SENDING, status=SENT, sent_at=now, last_error=None)
+            return 1
+        if result.errcode == WINDOW_CLOSED:  # no retry loop: the window will not reopen alone
+            self._finish(row_id, fence, SENDING, status=WINDOW, last_error=error)
+            self._hand_to_human(row_id, "delivery_window_closed", now)
+            return 1
+        if result.errcode == QUOTA_USED_UP:
+            self._finish(row_id, fence, SENDING, status=NEEDS_HUMAN, last_error=error)
+            self._hand_to_human(row_id, "delivery_quota", now)
+            return 1
+        if result.retryable and fence < self.max_attempts:
+            self._finish(row_id, fence, SENDING, status=QUEUED, last_error=error,
+                         next_attempt_at=now + backoff(fence))
+            return 0
+        log.warning("outbound message %s failed for good: %s", row_id, error)
+        self._finish(row_id, fence, SENDING, status=FAILED, last_error=error)
+        return 1
+
+    def _hand_to_human(self, row_id: int, reason: str, now: datetime) -> None:
+        """The platform will not carry it: the agent must reach the customer another way."""
+        with transaction(self.sessions) as s:
+            row = s.get(Message, row_id)
+            circle = s.get(Circle, row.circle_id) if row and row.circle_id else None
+            if row is None or circle is None:
+                return
+            open_ticket(session=s, circle=circle, member_id=row.recipient_id,
+                        source_message_id=row.reply_to_id, intent=None, reason=reason,
+                        summary=row.text[:200], now=now, context={"outbound_id": row_id})
+
+    # -- the background loop ----------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dispatch_once()
+            except Exception:  # the loop must outlive one bad pass (S12); the trace is logged
+                log.exception("outbox pass failed")
+            self._stop.wait(self.interval)

@@ -1,0 +1,5 @@
+"""Outbound fixtures: MockWX on loopback."""
+
+from tests.fakes.mockwx import mockwx
+
+__all__ = ["mockwx"]
