@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from bot import format as fmt
+from bot import handoff
 from bot.messages import Reply
 from bot.turn import Turn
 from circles.membership import holder_member_id
-from escalation.tickets import open_ticket
-from storage.enums import CircleKind, Priority, TicketStatus
+from escalation.notify import support_circle_of
+from escalation.risk import Risk
+from escalation.tickets import handoff_notices, open_ticket
+from storage.enums import Priority, TicketStatus
 from storage.models import AuditEvent, Circle, Claim, FollowUp, Policy, Ticket
-from storage.pii import mask
 from storage.state import StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -182,8 +184,18 @@ def _refuse_disclosure(turn: Turn) -> Result:
 
 
 # -- escalate: a holding reply, a ticket, a notice to the support circle ------------------------
-def escalate(turn: Turn, *, reason: str = "intent", holding: str | None = None) -> Result:
+def escalate(
+    turn: Turn,
+    *,
+    reason: str = "intent",
+    holding: str | None = None,
+    risk: Risk | None = None,
+    slots: dict[str, str] | None = None,
+) -> Result:
+    """Every route to a human ends here: complaint risk raises the priority, and an urgent
+    ticket alerts the supervisor at once through the support circle."""
     intent = turn.parse.intent
+    risk = risk if risk is not None else handoff.complaint_risk(turn)
     ticket = open_ticket(
         session=turn.session,
         circle=turn.circle,
@@ -195,31 +207,21 @@ def escalate(turn: Turn, *, reason: str = "intent", holding: str | None = None) 
         now=turn.now,
         priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
         context={"confidence": round(turn.parse.confidence, 3)},
+        policy=turn.settings.escalation_policy(),
+        scripts=turn.scripts,
+        slots=slots,
+        risk=risk,
     )
     result = Result([turn.say(holding or f"{intent}.holding")], ticket)
-    support = support_circle(turn)
-    if support is not None:
-        notice = turn.say(
-            "support.new_ticket",
-            ticket_id=ticket.id,
-            priority_label=turn.label("priority", ticket.priority),
-            circle_name=turn.circle.name,
-            intent_zh=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
-            excerpt=mask(turn.inbound.text)[:60],
-            due_time=fmt.moment(ticket.first_response_due),
-        )
-        result.notices.append((support, notice))
+    for notice in handoff_notices(turn.session, turn.scripts, ticket, turn.circle):
+        reply = Reply(notice.rendered.text, notice.to, notice.rendered.script_id,
+                      notice.rendered.version)
+        result.notices.append((notice.circle, reply))
     return result
 
 
 def support_circle(turn: Turn) -> Circle | None:
-    if turn.circle.agent_id is None:
-        return None
-    return turn.session.scalar(
-        select(Circle).where(
-            Circle.kind == CircleKind.SUPPORT, Circle.agent_id == turn.circle.agent_id
-        )
-    )
+    return support_circle_of(turn.session, turn.circle.agent_id)
 
 
 # -- dialog: a short form; until the rasa-sdk forms land, one question then a ticket ---------
@@ -232,7 +234,8 @@ def dialog(turn: Turn) -> Result:
 def continue_dialog(turn: Turn, intent: str) -> Result:
     """The member answered the form's question: hand the request to the agent with it."""
     forget(turn)
-    result = escalate(turn, reason="form", holding=f"{intent}.done")
+    result = escalate(turn, reason="form", holding=f"{intent}.done",
+                      slots={"answer": turn.row.text})
     if result.ticket is not None:
         result.ticket.intent = intent
     return result

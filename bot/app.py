@@ -8,11 +8,25 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bot import logmask
+from bot.channels.config import load_apps
 from bot.demo import seed_demo
 from bot.http import install_error_handlers
 from bot.limits import BodySizeLimit
 from bot.nlu.engine import IntentEngine
-from bot.routes import auth, circles, health, messages, nlu
+from bot.routes import (
+    admin,
+    auth,
+    circles,
+    followups,
+    health,
+    messages,
+    nlu,
+    summaries,
+    tickets,
+    wechat,
+    wecom,
+)
+from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import build_services
 from bot.settings import Settings
 from storage.db import transaction
@@ -22,6 +36,7 @@ def create_app(
     settings: Settings | None = None, *, nlu_engine: IntentEngine | None = None
 ) -> FastAPI:
     settings = settings or Settings()
+    load_apps(settings)  # a bad EncodingAESKey or empty token refuses to start (G18)
     logmask.install()
 
     @asynccontextmanager
@@ -31,9 +46,12 @@ def create_app(
             with transaction(svc.sessions) as s:
                 seed_demo(s, settings)
         app.state.services = svc
+        svc.channels.start()
+        scheduler = start_scheduler(svc)
         try:
             yield
         finally:
+            stop_scheduler(scheduler)
             svc.close()
 
     app = FastAPI(
@@ -43,7 +61,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, messages, auth, circles, nlu):
+    for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
+                   summaries):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import actions
+from bot import actions, handoff
 from bot.messages import InboundMessage, Outcome, Reply
 from bot.metrics import Metrics
 from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine
@@ -27,7 +27,9 @@ from bot.settings import Settings
 from bot.turn import Turn
 from circles import speaking
 from circles.membership import Speaker, find_circle, resolve_speaker
-from escalation.tickets import open_ticket
+from escalation.notify import queue_notice
+from escalation.risk import Risk
+from escalation.tickets import handoff_notices, open_ticket
 from storage.db import transaction
 from storage.enums import Direction
 from storage.models import Circle, Member, Message, Ticket
@@ -93,6 +95,8 @@ class Pipeline:
                             speaker, parse, self.clock())
                 # 5. should the bot speak? 6. answer / query / dialog / escalate / silent
                 decision, result = self._respond(turn)
+                # 6a. a matter circle relays every member's words to the others
+                result.notices.extend((circle, r) for r in handoff.relay(turn))
             except SQLAlchemyError:
                 raise
             except Exception as exc:  # any bug must become a handoff, never a lost message
@@ -117,14 +121,27 @@ class Pipeline:
 
     def _respond(self, turn: Turn) -> tuple[speaking.Decision, actions.Result]:
         parse, spec = turn.parse, self.scripts.intents.get(turn.parse.intent)
+        is_bot = turn.speaker.is_bot or turn.inbound.sender_id == self.settings.bot_member_id
+        if turn.speaker.is_staff:
+            # 5a. a human spoke: they hold the case now, and their promise goes on the ledger
+            handoff.human_spoke(turn)
+        elif not is_bot:
+            # 5b. the answer to "please rate us", then: while a human holds it, the bot keeps out
+            thanks = handoff.take_rating(turn)
+            if thanks is not None:
+                return speaking.Decision(True, speaking.Why.PENDING), actions.Result([thanks])
+            if handoff.held_by_human(turn) is not None:
+                return speaking.Decision(False, speaking.Why.HUMAN_ACTIVE), actions.Result()
+        risk = handoff.complaint_risk(turn)
         pending = actions.pending(turn) if turn.speaker.member_id else None
         decision = speaking.decide(
-            is_bot=turn.speaker.is_bot or turn.inbound.sender_id == self.settings.bot_member_id,
+            is_bot=is_bot,
             is_staff=turn.speaker.is_staff,
             private_chat=turn.inbound.private,
             addressed=self._addressed(turn.inbound),
             pending_question=pending is not None,
-            urgent=bool(spec and spec.urgent and parse.confidence >= self._threshold),
+            urgent=bool(spec and spec.urgent and parse.confidence >= self._threshold)
+            or risk.urgent,
         )
         if decision.why == speaking.Why.PENDING and parse.intent == OUT_OF_SCOPE:
             # The member moved on to family chatter: drop our question, stay quiet.
@@ -132,14 +149,19 @@ class Pipeline:
             return speaking.Decision(False, speaking.Why.NOT_ADDRESSED), actions.Result()
         if not decision.speak:
             return decision, actions.Result()
-        result = self._act(turn, pending)
+        result = self._act(turn, pending, risk)
         if not turn.inbound.private:
             result.replies.extend(self._pii_warning(turn))
         return decision, result
 
-    def _act(self, turn: Turn, pending: dict[str, str] | None) -> actions.Result:
+    def _act(self, turn: Turn, pending: dict[str, str] | None, risk: Risk) -> actions.Result:
         parse = turn.parse
         spec = self.scripts.intents.get(parse.intent)
+        if risk.urgent and (spec is None or spec.action != Action.ESCALATE):
+            # 源头介入: a threat or mounting anger goes to a human at once, whatever the intent
+            actions.forget(turn)
+            return actions.escalate(turn, reason="complaint_risk", holding="complaint.holding",
+                                    risk=risk)
         if pending and pending.get("kind") == "dialog":
             interrupts = parse.confidence >= DIALOG_BREAKOUT and spec is not None and (
                 spec.action not in (Action.SILENT,) and parse.intent != pending["intent"]
@@ -158,7 +180,7 @@ class Pipeline:
             case Action.DIALOG:
                 return actions.dialog(turn)
             case Action.ESCALATE:
-                return actions.escalate(turn)
+                return actions.escalate(turn, risk=risk)
             case Action.SILENT:
                 return actions.silent_but_addressed(turn)
 
@@ -227,7 +249,10 @@ class Pipeline:
                 session=s, circle=circle, member_id=speaker.member_id,
                 source_message_id=row.id, intent=None, reason="bot_error",
                 summary=row.text[:200], now=now, context={"trace": trace},
+                policy=self.settings.escalation_policy(), scripts=self.scripts,
             )
+            for notice in handoff_notices(s, self.scripts, ticket, circle):
+                queue_notice(s, notice, now=now)
             rendered = self.scripts.render(
                 "error.holding", {"agent_name": _agent_name(s, circle), "bot_name":
                                   self.settings.bot_name}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from escalation.policy import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLVE, EscalationPolicy
+from storage.enums import Priority
 
 
 class Settings(BaseSettings):
@@ -45,6 +49,71 @@ class Settings(BaseSettings):
     )
     confidence_threshold: float = Field(default=0.5, description="below: clarify or hand off")
     log_level: str = "INFO"
+    # -- escalation: working hours, SLAs, handoff, the periodic scan ----------------------------
+    work_start: time = Field(default=time(9), description="agents' working day starts (local)")
+    work_end: time = Field(default=time(18), description="agents' working day ends (local)")
+    holiday_file: Path | None = Field(
+        default=None,
+        description="extra holidays (ISO date a line; `YYYY-MM-DD workday` for make-up days); "
+        "used beyond the years chinesecalendar knows",
+    )
+    sla_first_response_minutes: dict[Priority, int] = Field(
+        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE),
+        description="first-response SLA per priority (business minutes; urgent: wall clock)",
+    )
+    sla_resolve_minutes: dict[Priority, int] = Field(
+        default_factory=lambda: dict(DEFAULT_RESOLVE), description="resolution SLA per priority"
+    )
+    agent_capacity: int = Field(default=20, ge=1, description="open tickets before the pool")
+    human_silence_minutes: int = Field(
+        default=30, ge=1, description="the bot resumes after a human is silent this long"
+    )
+    scheduler_enabled: bool = Field(default=True, description="run the SLA/follow-up scan")
+    scheduler_interval_seconds: int = Field(default=15, ge=1, description="scan period")
+    followup_lease_seconds: int = Field(default=60, ge=5, description="claim lease of a sender")
+    # -- WeChat / WeCom gateway and outbound (bot/channels, bot/outbound) ------------------
+    wechat_apps: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='OA apps as JSON: {"name": {"token", "aes_key", "appid", "secret", "mode"}}',
+    )
+    wecom_apps: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='WeCom apps as JSON: {"name": {"token", "aes_key", "corp_id", "secret"}}',
+    )
+    wechat_default_app: str | None = Field(
+        default=None, description="the OA app that owns identities bound as channel 'wechat'"
+    )
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wechat_reply_deadline: float = Field(
+        default=4.0, gt=0, le=4.5, description="seconds to wait for a passive reply (WeChat: 5)"
+    )
+    wechat_ts_window: int = Field(default=300, ge=30, description="accepted clock skew, seconds")
+    outbound_routes: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='group delivery per chat_id: {"chat": {"kind": "robot"|"webhook", "url"}}',
+    )
+    outbound_dispatch: bool | None = Field(
+        default=None, description="run the outbox dispatcher; default: when anything is configured"
+    )
+    outbound_interval: float = Field(default=1.0, gt=0, description="outbox poll, seconds")
+    outbound_timeout: float = Field(default=5.0, gt=0, le=5.0, description="HTTP timeout")
+    outbound_lease_seconds: float = Field(default=30.0, gt=0, description="claim lease")
+    outbound_max_attempts: int = Field(default=6, ge=1)
+    robot_per_minute: int = Field(default=20, ge=1, description="WeCom group robot limit")
+
+    def escalation_policy(self) -> EscalationPolicy:
+        return EscalationPolicy(
+            timezone=self.timezone,
+            work_start=self.work_start,
+            work_end=self.work_end,
+            holiday_file=self.holiday_file,
+            first_response_minutes={**DEFAULT_FIRST_RESPONSE, **self.sla_first_response_minutes},
+            resolve_minutes={**DEFAULT_RESOLVE, **self.sla_resolve_minutes},
+            agent_capacity=self.agent_capacity,
+            human_silence_minutes=self.human_silence_minutes,
+            followup_lease_seconds=self.followup_lease_seconds,
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -9,6 +9,7 @@ from enum import StrEnum
 class Why(StrEnum):
     OWN_ECHO = "own_echo"  # our own (or another bot's) message coming back: never answer
     STAFF = "staff"  # an agent or supervisor is talking: humans don't need the bot
+    HUMAN_ACTIVE = "human_active"  # a human holds this member's case: the bot keeps out
     PRIVATE = "private"
     ADDRESSED = "addressed"
     PENDING = "pending"

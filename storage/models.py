@@ -257,10 +257,21 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # SLA ladder: the half-time reminders, computed in business time when the ticket opens
+    first_response_remind_at: Mapped[datetime | None]
+    resolve_remind_at: Mapped[datetime | None]
+    # Handoff: the last time a human spoke in the circle while this ticket was open
+    human_active_at: Mapped[datetime | None]
+    human_active_by: Mapped[str | None] = mapped_column(String(64))
+    # After resolution: the customer's 1-5 rating
+    rating_asked_at: Mapped[datetime | None]
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rated_at: Mapped[datetime | None]
 
 
 class TicketEvent(Base):
     __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_dedupe_key", "dedupe_key", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
@@ -268,6 +279,23 @@ class TicketEvent(Base):
     actor_id: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set on events that must happen once (an SLA rung): the unique index makes them idempotent
+    dedupe_key: Mapped[str | None] = mapped_column(String(160))
+
+
+class Matter(Base):
+    """A matter circle's case file: which ticket it serves, and its record once dissolved."""
+
+    __tablename__ = "matters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"), unique=True)
+    parent_circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dissolved_at: Mapped[datetime | None]
 
 
 class FollowUp(Base):

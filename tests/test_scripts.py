@@ -88,3 +88,54 @@ def test_scripts_reload_when_files_change(scratch: Path) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     assert lib.reload_if_changed() is True
     assert lib.render("rating.thanks", {"rating": 5}).version == 9
+
+
+def test_admin_reloads_scripts_without_a_restart(
+    make_client: object, database_url: str, scratch: Path
+) -> None:
+    from bot.auth import hash_password  # noqa: PLC0415
+    from storage.db import transaction  # noqa: PLC0415
+    from storage.enums import UserRole  # noqa: PLC0415
+    from storage.models import User  # noqa: PLC0415
+    from tests.conftest import Chat, login  # noqa: PLC0415
+
+    client = make_client(database_url=database_url)  # type: ignore[operator]
+    svc = client.app.state.services
+    svc.scripts = ScriptLibrary(scratch)  # serve from a copy we may edit
+    with transaction(svc.sessions) as s:
+        s.add(User(username="root", password_hash=hash_password("pw"), role=UserRole.ADMIN))
+    path = scratch / "intents" / "chitchat.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["intents"]["chitchat.greet"]["responses"]["reply"] = {
+        "version": 7, "text": "{honorific}您好，新版问候已上线～"
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    # Agents may not reload; admins may.
+    refused = client.post("/api/v1/admin/scripts/reload", headers=login(client, "demo-agent"))
+    assert refused.status_code == 403
+    r = client.post("/api/v1/admin/scripts/reload", headers=login(client, "root", "pw"))
+    assert r.status_code == 200, r.text
+    out = Chat(client).say("demo-customer", "你好", at_bot=True)
+    assert "新版问候已上线" in out["replies"][0]["text"]
+
+
+def test_admin_reload_refuses_a_broken_library(
+    make_client: object, database_url: str, scratch: Path
+) -> None:
+    from bot.auth import hash_password  # noqa: PLC0415
+    from storage.db import transaction  # noqa: PLC0415
+    from storage.enums import UserRole  # noqa: PLC0415
+    from storage.models import User  # noqa: PLC0415
+    from tests.conftest import login  # noqa: PLC0415
+
+    client = make_client(database_url=database_url)  # type: ignore[operator]
+    svc = client.app.state.services
+    before = svc.scripts
+    svc.scripts = ScriptLibrary(scratch)
+    with transaction(svc.sessions) as s:
+        s.add(User(username="root", password_hash=hash_password("pw"), role=UserRole.ADMIN))
+    (scratch / "compliance.yaml").write_text("forbidden: [您好]\n", encoding="utf-8")
+    r = client.post("/api/v1/admin/scripts/reload", headers=login(client, "root", "pw"))
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "SCRIPTS_INVALID"
+    assert svc.pipeline.scripts is before  # the last good library keeps serving

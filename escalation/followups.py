@@ -1,0 +1,249 @@
+"""The promise ledger: follow-ups in the outbox, kept, cancelled or sent exactly once.
+
+Exactly once: a row is claimed with a conditional UPDATE (only a pending row that is due, or a
+claimed row whose lease ran out), and marked sent by an UPDATE fenced on the claimer's name in
+the same transaction that queues its outbound messages. A claimer whose lease was taken over
+writes nothing. The unique dedupe_key stops the same promise from being enqueued twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from escalation import events
+from escalation.notify import moment, queue, support_circle_of, ticket_variables
+from storage.db import transaction
+from storage.enums import CircleStatus, FollowUpKind, FollowUpStatus, TicketStatus
+from storage.errors import BadRequest, Conflict
+from storage.models import Circle, FollowUp, Ticket
+from storage.scripts import ScriptError, ScriptLibrary
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SCRIPT = "followup.progress_note"
+MISSED_SCRIPT = "followup.promise_missed"
+FAILED_SCRIPT = "support.followup_failed"
+OPEN_STATUSES = (FollowUpStatus.PENDING, FollowUpStatus.CLAIMED)
+
+
+def make_key(ticket_id: int | None, circle_id: int, kind: str, due_at: datetime, text: str) -> str:
+    """The same promise (ticket, kind, time, words) always gets the same key."""
+    digest = hashlib.sha256(f"{kind}|{due_at.isoformat()}|{text}".encode()).hexdigest()[:32]
+    return f"t{ticket_id or 0}:c{circle_id}:{digest}"
+
+
+def create(
+    session: Session,
+    *,
+    circle_id: int,
+    ticket_id: int | None,
+    recipient_id: str | None,
+    kind: FollowUpKind,
+    text: str,
+    due_at: datetime,
+    now: datetime,
+    created_by: str,
+    dedupe_key: str | None = None,
+) -> tuple[FollowUp, bool]:
+    """The follow-up and whether this call created it (False: the same one was already owed)."""
+    if due_at.tzinfo is None:
+        raise BadRequest("due_at needs a time zone, e.g. 2026-12-05T15:00:00+08:00",
+                         code="FOLLOWUP_DUE_NAIVE")
+    if due_at <= now:
+        raise BadRequest("due_at is in the past; a follow-up must be due later",
+                         code="FOLLOWUP_DUE_PAST")
+    key = dedupe_key or make_key(ticket_id, circle_id, kind, due_at, text)
+    existing = session.scalar(select(FollowUp).where(FollowUp.dedupe_key == key))
+    if existing is not None:
+        return existing, False
+    row = FollowUp(
+        dedupe_key=key, kind=kind, circle_id=circle_id, ticket_id=ticket_id,
+        recipient_id=recipient_id, text=text, due_at=due_at, status=FollowUpStatus.PENDING,
+        created_by=created_by, created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # A concurrent duplicate (a retried webhook) committed first: one row, theirs.
+        found = session.scalar(select(FollowUp).where(FollowUp.dedupe_key == key))
+        if found is None:  # pragma: no cover - the unique key said it exists
+            raise
+        return found, False
+    if ticket_id is not None:
+        events.record(session, ticket_id, "followup_set", now=now, actor_id=created_by,
+                      followup_id=row.id, followup_kind=kind.value,
+                      due_at=due_at.isoformat())
+    return row, True
+
+
+def keep_promises(session: Session, ticket_ids: list[int], *, now: datetime) -> int:
+    """The agent answered in the circle before the promise came due: nothing will be sent."""
+    if not ticket_ids:
+        return 0
+    result = session.execute(
+        update(FollowUp)
+        .where(
+            FollowUp.ticket_id.in_(ticket_ids),
+            FollowUp.kind == FollowUpKind.PROMISE,
+            FollowUp.status == FollowUpStatus.PENDING,
+            FollowUp.due_at > now,
+            FollowUp.created_at < now,
+        )
+        .values(status=FollowUpStatus.KEPT, sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def settle_for_resolved(session: Session, ticket_id: int, *, now: datetime) -> None:
+    """A resolved ticket keeps its promises and cancels its scheduled messages (idempotent)."""
+    for kind, status in ((FollowUpKind.PROMISE, FollowUpStatus.KEPT),
+                         (FollowUpKind.MESSAGE, FollowUpStatus.CANCELLED)):
+        session.execute(
+            update(FollowUp)
+            .where(FollowUp.ticket_id == ticket_id, FollowUp.kind == kind,
+                   FollowUp.status == FollowUpStatus.PENDING)
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def cancel(session: Session, followup: FollowUp, *, actor_id: str, now: datetime) -> FollowUp:
+    """Cancelling twice is fine; cancelling one already sent is a conflict."""
+    if followup.status == FollowUpStatus.CANCELLED:
+        return followup
+    if followup.status != FollowUpStatus.PENDING:
+        raise Conflict(f"follow-up {followup.id} is {followup.status}; only pending ones cancel",
+                       code="FOLLOWUP_NOT_PENDING")
+    followup.status = FollowUpStatus.CANCELLED
+    if followup.ticket_id is not None:
+        events.record(session, followup.ticket_id, "followup_cancelled", now=now,
+                      actor_id=actor_id, followup_id=followup.id)
+    return followup
+
+
+# -- the sender -------------------------------------------------------------------------------
+def claim_due(
+    sessions: sessionmaker[Session], *, owner: str, now: datetime, lease_seconds: int,
+    limit: int = 100,
+) -> list[int]:
+    """Claim due rows (oldest first) for `owner`; a row is claimed by one claimer only."""
+    claimable = or_(
+        and_(FollowUp.status == FollowUpStatus.PENDING, FollowUp.due_at <= now),
+        and_(FollowUp.status == FollowUpStatus.CLAIMED, FollowUp.lease_until < now),
+    )
+    claimed: list[int] = []
+    with transaction(sessions) as s:
+        ids = list(s.scalars(
+            select(FollowUp.id).where(claimable).order_by(FollowUp.due_at, FollowUp.id)
+            .limit(limit)
+        ))
+        for fid in ids:
+            # The condition is re-checked on the row itself, so of two racing claimers (or a
+            # claimer racing a cancel) exactly one UPDATE matches.
+            result = s.execute(
+                update(FollowUp)
+                .where(FollowUp.id == fid, claimable)
+                .values(status=FollowUpStatus.CLAIMED, lease_owner=owner,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                        attempts=FollowUp.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(fid)
+    return claimed
+
+
+class _Fenced(Exception):
+    """Our lease was taken over: everything this delivery wrote must roll back."""
+
+
+def deliver(
+    sessions: sessionmaker[Session], scripts: ScriptLibrary, followup_id: int, *, owner: str,
+    now: datetime,
+) -> str:
+    """Turn one claimed follow-up into queued outbound messages; returns the final status."""
+    try:
+        with transaction(sessions) as s:
+            row = s.get(FollowUp, followup_id)
+            if row is None or row.status != FollowUpStatus.CLAIMED or row.lease_owner != owner:
+                raise _Fenced
+            status, error = _work(s, scripts, row, now)
+            result = s.execute(
+                update(FollowUp)
+                .where(FollowUp.id == followup_id, FollowUp.status == FollowUpStatus.CLAIMED,
+                       FollowUp.lease_owner == owner)
+                .values(status=status, sent_at=now if status == FollowUpStatus.SENT else None,
+                        lease_owner=None, lease_until=None, last_error=error)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise _Fenced
+            return status.value
+    except _Fenced:
+        log.warning("follow-up %s: lease lost by %s; another sender owns it", followup_id, owner)
+        return "fenced"
+
+
+def _work(
+    s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime
+) -> tuple[FollowUpStatus, str | None]:
+    circle = s.get(Circle, row.circle_id)
+    ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
+    if row.kind == FollowUpKind.PROMISE and ticket and ticket.status == TicketStatus.RESOLVED:
+        return FollowUpStatus.KEPT, None
+    if circle is None or circle.status != CircleStatus.ACTIVE:
+        _alert_failed(s, scripts, row, circle, ticket, now=now)
+        return FollowUpStatus.FAILED, "circle dissolved"
+    try:
+        if row.kind == FollowUpKind.MESSAGE:
+            queue(s, circle, row.text, now=now, to=row.recipient_id)
+            return FollowUpStatus.SENT, None
+        _promise_missed(s, scripts, row, circle, ticket, now=now)
+    except ScriptError as exc:
+        _alert_failed(s, scripts, row, circle, ticket, now=now)
+        return FollowUpStatus.FAILED, str(exc)[:256]
+    return FollowUpStatus.SENT, None
+
+
+def _promise_missed(
+    s: Session, scripts: ScriptLibrary, row: FollowUp, circle: Circle, ticket: Ticket | None,
+    *, now: datetime,
+) -> None:
+    """跟单到底: a warm progress note to the customer, an alert to agent and supervisor."""
+    customer = circle.customer
+    variables = {"honorific": customer.honorific if customer else "您好",
+                 "agent_name": "您的顾问", "due_time": moment(row.due_at)}
+    if ticket is not None:
+        variables |= ticket_variables(s, scripts, ticket, circle, due_time=moment(row.due_at))
+    note = scripts.render(PROGRESS_SCRIPT, variables)
+    queue(s, circle, note.text, now=now, to=row.recipient_id, script=note)
+    support = support_circle_of(s, (ticket.assignee_id if ticket else None) or circle.agent_id)
+    if ticket is not None:
+        events.record(s, ticket.id, "promise_missed", now=now, followup_id=row.id)
+        if support is not None:
+            alert = scripts.render(MISSED_SCRIPT, variables)
+            queue(s, support, alert.text, now=now, script=alert)
+
+
+def _alert_failed(
+    s: Session, scripts: ScriptLibrary, row: FollowUp, circle: Circle | None,
+    ticket: Ticket | None, *, now: datetime,
+) -> None:
+    """It cannot be sent: the supervisor hears of it, through the agent's support circle."""
+    if ticket is not None:
+        events.record(s, ticket.id, "followup_failed", now=now, followup_id=row.id)
+    support = support_circle_of(s, circle.agent_id if circle else None)
+    if support is None or circle is None:
+        return
+    alert = scripts.render(FAILED_SCRIPT, {"circle_name": circle.name,
+                                           "due_time": moment(row.due_at),
+                                           "excerpt": row.text[:60]})
+    queue(s, support, alert.text, now=now, script=alert)

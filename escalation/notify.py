@@ -1,0 +1,112 @@
+"""Queued outbound messages: what escalation says goes to the outbox of `messages` rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.enums import CircleKind, CircleStatus, Direction
+from storage.models import Circle, Member, Message, Ticket
+from storage.pii import mask
+from storage.scripts import Rendered, ScriptLibrary
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+BOT_SENDER = "bot"
+EXCERPT_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message for a circle, rendered but not yet persisted (the pipeline persists its own)."""
+
+    circle: Circle
+    rendered: Rendered
+    to: str | None = None  # None: the whole circle; a member id: privately to them
+
+
+def moment(value: datetime | None, tz: ZoneInfo = SHANGHAI) -> str:
+    """A time as Chinese readers expect it: 12月5日 15:00 (Asia/Shanghai)."""
+    if value is None:
+        return "-"
+    local = value.astimezone(tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def queue(
+    session: Session,
+    circle: Circle,
+    text: str,
+    *,
+    now: datetime,
+    to: str | None = None,
+    sender_id: str | None = None,
+    sender_name: str = BOT_SENDER,
+    script: Rendered | None = None,
+    reply_to_id: int | None = None,
+) -> Message:
+    """Persist an outbound message as `queued`; the outbound dispatcher delivers it."""
+    row = Message(
+        circle_id=circle.id,
+        direction=Direction.OUT,
+        channel=circle.channel,
+        sender_id=sender_id,
+        sender_name=sender_name[:64],
+        recipient_id=to,
+        reply_to_id=reply_to_id,
+        text=mask(text),
+        script_id=script.script_id if script else None,
+        script_version=script.version if script else None,
+        status="queued",
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def queue_notice(session: Session, notice: Notice, *, now: datetime) -> Message:
+    return queue(session, notice.circle, notice.rendered.text, now=now, to=notice.to,
+                 script=notice.rendered)
+
+
+def support_circle_of(session: Session, agent_id: str | None) -> Circle | None:
+    """The agent's support circle (agent + supervisor + bot), if there is one."""
+    if agent_id is None:
+        return None
+    return session.scalar(
+        select(Circle).where(
+            Circle.kind == CircleKind.SUPPORT,
+            Circle.agent_id == agent_id,
+            Circle.status == CircleStatus.ACTIVE,
+        ).limit(1)
+    )
+
+
+def display_name(session: Session, member_id: str | None, default: str = "") -> str:
+    member = session.get(Member, member_id) if member_id else None
+    return member.display_name if member else default
+
+
+def ticket_variables(
+    session: Session, scripts: ScriptLibrary, ticket: Ticket, circle: Circle, **extra: Any
+) -> dict[str, Any]:
+    """Everything a support, follow-up or rating script may ask for about one ticket."""
+    customer = circle.customer
+    agent_id = ticket.assignee_id or circle.agent_id
+    intent = scripts.intents.get(ticket.intent or "")
+    return {
+        "ticket_id": ticket.id,
+        "priority_label": scripts.label("priority", ticket.priority),
+        "circle_name": circle.name,
+        "customer_name": customer.name if customer else circle.name,
+        "honorific": customer.honorific if customer else "您好",
+        "agent_name": display_name(session, agent_id, "您的顾问"),
+        "intent_zh": intent.zh if intent else ticket.reason,
+        "excerpt": mask(ticket.summary)[:EXCERPT_CHARS],
+        **extra,
+    }
