@@ -60,23 +60,26 @@ class Pipeline:
         self.sessions, self.state, self.scripts = sessions, state, scripts
         self.engine, self.settings, self.metrics, self.clock = engine, settings, metrics, clock
 
-    def handle(self, msg: InboundMessage) -> Outcome:
+    def handle(self, msg: InboundMessage, *, deliver: Deliver | None = None) -> Outcome:
+        """`deliver(reply)` says, just before commit, who delivers each reply: "returned" (the
+        caller's own response carries it) or "queued" (the outbox sends it). Deciding inside the
+        transaction leaves no moment where a committed reply belongs to nobody."""
         started = perf_counter()
         self.metrics.messages.labels(msg.channel, "in").inc()
         try:
             with self._conversation_lock(msg):
-                outcome = self._handle_once(msg)
+                outcome = self._handle_once(msg, deliver or _returned)
         except IntegrityError:
             # A concurrent delivery of the same message id committed first: answer from it.
             outcome = self._replay_by_id(msg)
         except _BotFailure as failure:
-            outcome = self._hand_off_failure(msg, failure)
+            outcome = self._hand_off_failure(msg, failure, deliver or _returned)
         if outcome.duplicate:
             self.metrics.duplicates.labels(msg.channel).inc()
         self.metrics.latency.labels(msg.channel).observe(perf_counter() - started)
         return outcome
 
-    def _handle_once(self, msg: InboundMessage) -> Outcome:
+    def _handle_once(self, msg: InboundMessage, deliver: Deliver) -> Outcome:
         with transaction(self.sessions) as s:
             # 1. dedupe: the same channel message id is answered from its first outcome
             prior = _find_inbound(s, msg)
@@ -103,7 +106,7 @@ class Pipeline:
                 raise _BotFailure(exc) from exc
             # 7. persist every reply and notice with the script that produced it
             replies = tuple(result.replies)
-            _persist_replies(s, row, circle, replies, self.clock())
+            _persist_replies(s, row, circle, replies, self.clock(), deliver=deliver)
             for other, notice in result.notices:
                 _persist_outbound(s, row, other, notice, self.clock(), status="queued")
             if result.ticket is not None:
@@ -232,7 +235,9 @@ class Pipeline:
                 raise RuntimeError("duplicate reported but no first message found")
             return _replay(s, prior)
 
-    def _hand_off_failure(self, msg: InboundMessage, failure: _BotFailure) -> Outcome:
+    def _hand_off_failure(
+        self, msg: InboundMessage, failure: _BotFailure, deliver: Deliver
+    ) -> Outcome:
         """The bot broke on this message: keep it, say we're on it, and open a ticket."""
         trace = uuid.uuid4().hex[:12]
         self.metrics.errors.inc()
@@ -258,13 +263,20 @@ class Pipeline:
                                   self.settings.bot_name}
             )
             replies = (Reply(rendered.text, None, rendered.script_id, rendered.version),)
-            _persist_replies(s, row, circle, replies, now)
+            _persist_replies(s, row, circle, replies, now, deliver=deliver)
             self.metrics.tickets.labels("bot_error").inc()
             return Outcome(row.id, replies, None, None, ticket.id, spoke_because="error")
 
     def _count(self, replies: tuple[Reply, ...]) -> None:
         for r in replies:
             self.metrics.replies.labels("private" if r.to else "group").inc()
+
+
+Deliver = Callable[[Reply], str]
+
+
+def _returned(_: Reply) -> str:
+    return "returned"
 
 
 class _BotFailure(Exception):
@@ -314,10 +326,16 @@ def _persist_inbound(
 
 
 def _persist_replies(
-    s: Session, row: Message, circle: Circle, replies: tuple[Reply, ...], now: datetime
+    s: Session,
+    row: Message,
+    circle: Circle,
+    replies: tuple[Reply, ...],
+    now: datetime,
+    *,
+    deliver: Deliver,
 ) -> None:
     for reply in replies:
-        _persist_outbound(s, row, circle, reply, now, status="returned")
+        _persist_outbound(s, row, circle, reply, now, status=deliver(reply))
 
 
 def _persist_outbound(

@@ -191,3 +191,25 @@ def test_logs_never_carry_raw_personal_numbers(
     logged = caplog.text  # type: ignore[attr-defined]
     assert "trace=" in logged  # the failure was logged, with a trace id ...
     assert not re.search(r"1[3-9]\d{9}|6222020200001234562", logged)  # ... but masked
+
+
+def test_who_delivers_each_reply_is_decided_inside_the_commit(
+    client: TestClient, database_url: str
+) -> None:
+    """A channel without passive replies for other members gets them committed as queued."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from bot.messages import InboundMessage  # noqa: PLC0415
+
+    svc = client.app.state.services  # type: ignore[attr-defined]
+    msg = InboundMessage(
+        channel="webhook", chat_id="demo-family", sender_id="demo-customer",
+        sender_name="王建国", text="@小助手 下次保费什么时候交", msg_id="deliver-1",
+        ts=datetime.now(UTC), mentions=("小助手",),
+    )
+    out = svc.pipeline.handle(msg, deliver=lambda r: "queued" if r.to else "returned")
+    assert {r.to for r in out.replies} == {None, "demo-customer"}
+    assert _count(database_url, Message, Message.status == "queued",
+                  Message.recipient_id == "demo-customer") == 1
+    assert _count(database_url, Message, Message.status == "returned",
+                  Message.direction == "out") == 1

@@ -66,7 +66,7 @@ class Gateway:
         )
         try:
             outcome = await handle_within(
-                handle=self.pipeline.handle, msg=msg,
+                handle=self.pipeline.handle, msg=msg, passive_to=bound.member_id,
                 deadline=self.settings.wechat_reply_deadline, executor=self.executor,
                 sessions=self.sessions, state=self.state,
             )
@@ -84,7 +84,9 @@ class Gateway:
         now = datetime.now(UTC)
         with transaction(self.sessions) as s:
             if outcome.duplicate:
-                if inbound.handed_to_outbox(s, outcome.message_id) or self._was_late(msg):
+                if inbound.handed_to_outbox(s, outcome.message_id, member_id) or self._was_late(
+                    msg
+                ):
                     return None  # the first delivery is the outbox's: never a second copy
             else:
                 # Replies meant for someone else (e.g. the holder) cannot ride this reply.

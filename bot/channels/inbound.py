@@ -101,14 +101,17 @@ def queue_replies(s: Session, message_id: int, now: datetime, *, except_to: str 
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def handed_to_outbox(s: Session, message_id: int) -> bool:
-    """True when a first delivery already went (or goes) through the outbox, not passively."""
+def handed_to_outbox(s: Session, message_id: int, member_id: str) -> bool:
+    """True when the sender's own replies went (or go) through the outbox, not passively.
+
+    Replies for other members always go through the outbox and say nothing about this."""
     return (
         s.scalar(
             select(Message.id).where(
                 Message.reply_to_id == message_id,
                 Message.direction == Direction.OUT,
                 Message.status != RETURNED,
+                Message.recipient_id.is_(None) | (Message.recipient_id == member_id),
             ).limit(1)
         )
         is not None

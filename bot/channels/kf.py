@@ -9,7 +9,7 @@ from enum import IntEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.inbound import queue_replies, resolve_sender
+from bot.channels.inbound import QUEUED, resolve_sender
 from bot.messages import InboundMessage
 from bot.outbound.platform import PlatformApi
 from bot.outbound.routing import KF_OPEN
@@ -143,8 +143,6 @@ class KfSync:
             else datetime.now(UTC),
             private=True,
         )
-        outcome = self.pipeline.handle(msg)
-        if not outcome.duplicate:
-            with transaction(self.sessions) as s:
-                queue_replies(s, outcome.message_id, datetime.now(UTC))
+        # kf has no passive reply: every reply is the outbox's, decided inside the commit.
+        self.pipeline.handle(msg, deliver=lambda _reply: QUEUED)
         return 1

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.inbound import queue_replies
-from bot.messages import InboundMessage, Outcome
+from bot.channels.inbound import QUEUED, RETURNED, queue_replies
+from bot.messages import InboundMessage, Outcome, Reply
 from storage.db import transaction
 from storage.state import StateStore, StateUnavailable
 
@@ -43,8 +43,9 @@ def _retrieve(fut: asyncio.Future[Outcome]) -> None:
 
 async def handle_within(
     *,
-    handle: Callable[[InboundMessage], Outcome],
+    handle: Callable[..., Outcome],
     msg: InboundMessage,
+    passive_to: str,
     deadline: float,
     executor: Executor,
     sessions: sessionmaker[Session],
@@ -57,9 +58,18 @@ async def handle_within(
     """
     race = _Race()
 
+    def deliver(reply: Reply) -> str:
+        """Asked inside the pipeline's transaction: once it says "returned", we are committed
+        to answering passively, even a few milliseconds past the deadline."""
+        with race.lock:
+            if race.late:
+                return QUEUED
+            race.done = True
+        return RETURNED if reply.to in (None, passive_to) else QUEUED
+
     def work() -> Outcome:
         try:
-            outcome = handle(msg)
+            outcome = handle(msg, deliver=deliver)
         except Exception:
             with race.lock:
                 race.done = True
