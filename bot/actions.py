@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -31,6 +32,7 @@ class Result:
     replies: list[Reply] = field(default_factory=list)
     ticket: Ticket | None = None
     notices: list[tuple[Circle, Reply]] = field(default_factory=list)
+    held_until: datetime | None = None  # said only if no human answers first
 
 
 # -- answer / silent -----------------------------------------------------------------------

@@ -12,10 +12,10 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from time import perf_counter
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +31,7 @@ from escalation.notify import queue_notice
 from escalation.risk import Risk
 from escalation.tickets import handoff_notices, open_ticket
 from storage.db import transaction
-from storage.enums import Direction
+from storage.enums import Delivery, Direction, Role
 from storage.models import Circle, Member, Message, Ticket
 from storage.pii import find_pii, mask
 from storage.scripts import Action, ScriptLibrary
@@ -106,6 +106,11 @@ class Pipeline:
                 raise _BotFailure(exc) from exc
             # 7. persist every reply and notice with the script that produced it
             replies = tuple(result.replies)
+            if result.held_until is not None:
+                for reply in replies:
+                    _persist_outbound(s, row, circle, reply, self.clock(), status=Delivery.HELD,
+                                      due=result.held_until)
+                replies = ()  # nothing is said now
             _persist_replies(s, row, circle, replies, self.clock(), deliver=deliver)
             for other, notice in result.notices:
                 _persist_outbound(s, row, other, notice, self.clock(), status="queued")
@@ -128,6 +133,7 @@ class Pipeline:
         if turn.speaker.is_staff:
             # 5a. a human spoke: they hold the case now, and their promise goes on the ledger
             handoff.human_spoke(turn)
+            _cancel_held_replies(turn.session, turn.circle)
         elif not is_bot:
             # 5b. the answer to "please rate us", then: while a human holds it, the bot keeps out
             thanks = handoff.take_rating(turn)
@@ -151,7 +157,13 @@ class Pipeline:
             actions.forget(turn)
             return speaking.Decision(False, speaking.Why.NOT_ADDRESSED), actions.Result()
         if not decision.speak:
-            return decision, actions.Result()
+            if not self._answer_unless_a_human_does(turn, decision):
+                return decision, actions.Result()
+            # 5c. an unaddressed customer question: answer it after the grace window, unless
+            # a human in the circle answers first (their message cancels the held reply)
+            result = self._act(turn, pending, risk)
+            result.held_until = turn.now + timedelta(seconds=self.settings.human_grace_seconds)
+            return speaking.Decision(False, speaking.Why.GRACE), result
         result = self._act(turn, pending, risk)
         if not turn.inbound.private:
             result.replies.extend(self._pii_warning(turn))
@@ -186,6 +198,18 @@ class Pipeline:
                 return actions.escalate(turn, risk=risk)
             case Action.SILENT:
                 return actions.silent_but_addressed(turn)
+
+    def _answer_unless_a_human_does(self, turn: Turn, decision: speaking.Decision) -> bool:
+        """Only routine questions from the customer side, understood with confidence."""
+        spec = self.scripts.intents.get(turn.parse.intent)
+        return (
+            decision.why == speaking.Why.NOT_ADDRESSED
+            and self.settings.human_grace_seconds > 0
+            and turn.speaker.role in (Role.CUSTOMER, Role.FAMILY)
+            and spec is not None
+            and spec.action in (Action.ANSWER, Action.QUERY)
+            and turn.parse.confidence >= self._threshold
+        )
 
     def _clarify_or_hand_off(self, turn: Turn, pending: dict[str, str] | None) -> actions.Result:
         """A wrong answer is worse than a handoff: ask once, then bring in the agent."""
@@ -338,8 +362,24 @@ def _persist_replies(
         _persist_outbound(s, row, circle, reply, now, status=deliver(reply))
 
 
+def _cancel_held_replies(s: Session, circle: Circle) -> None:
+    """A human spoke in the circle: the bot's held answers there are no longer wanted."""
+    s.execute(
+        update(Message)
+        .where(Message.circle_id == circle.id, Message.status == Delivery.HELD)
+        .values(status=Delivery.CANCELLED)
+    )
+
+
 def _persist_outbound(
-    s: Session, row: Message, circle: Circle, reply: Reply, now: datetime, *, status: str
+    s: Session,
+    row: Message,
+    circle: Circle,
+    reply: Reply,
+    now: datetime,
+    *,
+    status: str,
+    due: datetime | None = None,
 ) -> None:
     s.add(
         Message(
@@ -354,6 +394,7 @@ def _persist_outbound(
             script_id=reply.script_id,
             script_version=reply.script_version,
             status=status,
+            next_attempt_at=due,
             created_at=now,
         )
     )

@@ -15,6 +15,7 @@ class Why(StrEnum):
     PENDING = "pending"
     URGENT = "urgent"
     NOT_ADDRESSED = "not_addressed"
+    GRACE = "grace"  # a customer's unaddressed question: answered unless a human does first
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,20 @@ class FollowUpStatus(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"  # crashed between send and commit: handed to a human
     WINDOW_CLOSED = "window_closed"
+
+
+class Delivery(StrEnum):
+    """A message row's delivery state (stored in messages.status)."""
+
+    RECEIVED = "received"  # inbound
+    RETURNED = "returned"  # carried by the caller's own HTTP or passive reply
+    HELD = "held"  # a bot answer waiting out the human grace window; cancelled if a human speaks
+    QUEUED = "queued"  # the outbox dispatcher sends it
+    CLAIMED = "claimed"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    WINDOW_CLOSED = "window_closed"
+    NEEDS_HUMAN = "needs_human"
+    UNKNOWN = "unknown"

@@ -84,9 +84,31 @@ def test_family_chatter_gets_silence_but_is_kept(chat: Chat, database_url: str) 
     assert _count(database_url, Message, Message.direction == "in") == 1
 
 
-def test_unaddressed_service_question_waits_for_a_human(chat: Chat) -> None:
-    # Issue 3 adds the grace window; until then an unaddressed question is left to the agent.
-    assert chat.say("demo-customer", "保费可以用微信交吗")["replies"] == []
+def test_unaddressed_question_is_answered_after_the_grace_window_unless_a_human_does(
+    client: TestClient, chat: Chat, database_url: str
+) -> None:
+    out = chat.say("demo-customer", "保费可以用微信交吗")
+    assert out["replies"] == []  # nothing said at once: the agent may answer it
+    engine = create_engine(database_url)
+    with engine.connect() as c:
+        held = c.execute(
+            select(Message.text, Message.next_attempt_at, Message.created_at)
+            .where(Message.status == "held")
+        ).all()
+    assert len(held) == 1, "the answer waits, held for the grace window"
+    wait = held[0].next_attempt_at - held[0].created_at
+    assert 55 <= wait.total_seconds() <= 65
+    # The agent answers in the circle first: the held answer is cancelled, never sent.
+    chat.say("demo-agent", "王先生可以的，用微信就能交")
+    with engine.connect() as c:
+        statuses = c.execute(select(Message.status).where(Message.text == held[0].text)).all()
+    assert [s for (s,) in statuses] == ["cancelled"]
+    engine.dispose()
+
+
+def test_family_chatter_is_never_held_for_an_answer(chat: Chat, database_url: str) -> None:
+    chat.say("demo-wife", "明天谁去接孩子放学")
+    assert _count(database_url, Message, Message.status == "held") == 0
 
 
 def test_urgent_matter_gets_an_answer_without_being_addressed(chat: Chat) -> None:

@@ -22,14 +22,16 @@ from bot.outbound.routing import Route, Router
 from bot.outbound.sender import QUOTA_USED_UP, WINDOW_CLOSED, SendResult
 from escalation.tickets import open_ticket
 from storage.db import transaction
-from storage.enums import Direction
+from storage.enums import Delivery, Direction
 from storage.models import Circle, Message
 from storage.state import LockNotAcquired, StateUnavailable
 
 log = logging.getLogger(__name__)
 
-QUEUED, CLAIMED, SENDING, SENT = "queued", "claimed", "sending", "sent"
-FAILED, WINDOW, NEEDS_HUMAN, UNKNOWN = "failed", "window_closed", "needs_human", "unknown"
+QUEUED, CLAIMED, SENDING, SENT = Delivery.QUEUED, Delivery.CLAIMED, Delivery.SENDING, Delivery.SENT
+FAILED, WINDOW, NEEDS_HUMAN, UNKNOWN = (
+    Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NEEDS_HUMAN, Delivery.UNKNOWN
+)
 NO_ROUTE_DELAY = timedelta(minutes=10)
 
 
@@ -57,7 +59,8 @@ class Dispatcher:
             due = s.execute(
                 select(Message.id, Message.status, Message.attempts)
                 .where(Message.direction == Direction.OUT, or_(
-                    (Message.status == QUEUED)
+                    # held: a bot answer whose human grace window has run out
+                    Message.status.in_((QUEUED, Delivery.HELD))
                     & (Message.next_attempt_at.is_(None) | (Message.next_attempt_at <= now)),
                     (Message.status == CLAIMED) & (Message.next_attempt_at <= now),
                 ))
