@@ -86,10 +86,8 @@ class Pipeline:
             if prior is not None:
                 return _replay(s, prior)
             # 2. circle and speaker: which circle, who is speaking, what they may see
-            circle = find_circle(s, msg.chat_id)
-            speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
             # 3. persist the inbound message, masked, before anything answers it
-            row = _persist_inbound(s, msg, circle, speaker, self.clock())
+            circle, speaker, row = _receive(s, msg, self.clock())
             try:
                 # 4. understand: normalise, tokenise, classify, extract entities
                 parse = self.engine.parse(msg.text, msg.ts)
@@ -270,10 +268,8 @@ class Pipeline:
             prior = _find_inbound(s, msg)
             if prior is not None:
                 return _replay(s, prior)
-            circle = find_circle(s, msg.chat_id)
-            speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
             now = self.clock()
-            row = _persist_inbound(s, msg, circle, speaker, now)
+            circle, speaker, row = _receive(s, msg, now)
             ticket = open_ticket(
                 session=s, circle=circle, member_id=speaker.member_id,
                 source_message_id=row.id, intent=None, reason="bot_error",
@@ -328,6 +324,12 @@ def _replay(s: Session, prior: Message) -> Outcome:
     ticket_id = s.scalar(select(Ticket.id).where(Ticket.source_message_id == prior.id).limit(1))
     replies = tuple(Reply(r.text, r.recipient_id, r.script_id, r.script_version) for r in rows)
     return Outcome(prior.id, replies, prior.intent, prior.confidence, ticket_id, duplicate=True)
+
+
+def _receive(s: Session, msg: InboundMessage, now: datetime) -> tuple[Circle, Speaker, Message]:
+    circle = find_circle(s, msg.chat_id)
+    speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
+    return circle, speaker, _persist_inbound(s, msg, circle, speaker, now)
 
 
 def _persist_inbound(
