@@ -33,6 +33,14 @@ def _unavailable(what: str, why: Exception) -> None:
     pytest.skip(f"{what} unreachable: {why}")
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_service_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps built in tests use only the URLs a test passes: CI exports DATABASE_URL and
+    REDIS_URL, and an app silently picking them up would share state across tests."""
+    for var in ("DATABASE_URL", "REDIS_URL", "CORECIRCLE_DATABASE_URL", "CORECIRCLE_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A throwaway database on the real PostgreSQL server, dropped at the end."""
@@ -119,7 +127,13 @@ def make_client(
 
 
 @pytest.fixture
-def client(make_client: Callable[..., TestClient], database_url: str) -> TestClient:
+def client(
+    make_client: Callable[..., TestClient], database_url: str, request: pytest.FixtureRequest
+) -> TestClient:
+    """The two production shapes: SQLite + in-memory state, PostgreSQL + the real Redis."""
+    if database_url.startswith("postgresql"):
+        redis_url: str = request.getfixturevalue("redis_url")
+        return make_client(database_url=database_url, redis_url=redis_url)
     return make_client(database_url=database_url)
 
 
