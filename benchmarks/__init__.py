@@ -1,0 +1,1 @@
+"""Benchmarks: the evidence for design choices, run by hand (`.venv/bin/python benchmarks/X.py`)."""
