@@ -28,7 +28,10 @@ class Mode(StrEnum):
 class ChannelApp:
     name: str
     token: str
-    app_id: str  # the OA AppID, or the WeCom CorpID (the receiveid inside the ciphertext)
+    # The OA AppID, or the WeCom CorpID: the receiveid inside every ciphertext must equal it
+    # (else 403 WX_APPID_MISMATCH). A WeCom AI bot (智能机器人) encrypts with receiveid '':
+    # configure it with corp_id left empty.
+    app_id: str
     aes_key: str | None = None
     secret: str | None = None
     mode: Mode = Mode.PLAIN

@@ -31,6 +31,24 @@ log = logging.getLogger(__name__)
 SEEN_TTL = 2 * 24 * 3600.0  # WeChat retries within 15 s; events are remembered for two days
 PASSIVE_MAX_BYTES = 2048  # longer answers go through the outbox, split into parts
 
+# Events answered "success" and nothing else (P11): the customer did not ask us anything.
+SILENT_EVENTS = frozenset({
+    "unsubscribe",
+    "view", "view_miniprogram",  # a menu link opened: the customer has already left for it
+    "location",  # the periodic location report (LOCATION), not a message
+    "scancode_push",  # the WeChat client already shows what was scanned
+    # the picture/location pickers: the picture or location follows as a message of its own,
+    # which is answered there
+    "pic_sysphoto", "pic_photo_or_album", "pic_weixin", "location_select",
+    # delivery receipts and platform bookkeeping
+    "templatesendjobfinish", "masssendjobfinish", "subscribe_msg_popup_event",
+    "subscribe_msg_change_event", "subscribe_msg_sent_event",
+    "kf_create_session", "kf_close_session", "kf_switch_session",
+    # WeCom: entering the app, contact and directory changes, job results
+    "enter_agent", "change_contact", "change_external_contact", "change_external_chat",
+    "batch_job_result", "kf_msg_or_event",
+})
+
 
 @dataclass
 class Gateway:
@@ -110,10 +128,16 @@ class Gateway:
 
     # -- events, media, strangers ------------------------------------------------------------
     def _event(self, wx: WxMessage, channel: str) -> str | None:
-        if wx.event.startswith("subscribe"):
+        """subscribe: the welcome. Events that mean nothing to a customer: "success". Anything
+        else the customer did on purpose (a menu CLICK, a SCAN, a device event, an event type
+        WeChat invents next) gets the polite `channel.unsupported` answer, never silence."""
+        if wx.event == "subscribe":
             return self._once(channel, wx, "welcome.subscribe")
-        # unsubscribe is silent; other events (menus, scans, kf) need no text answer
-        return None
+        if wx.event in SILENT_EVENTS:
+            return None
+        log.info("no handler for %s event %r: answering the polite fallback",
+                 channel, wx.event)
+        return self._once(channel, wx, "channel.unsupported")
 
     def _once(self, channel: str, wx: WxMessage, script_id: str) -> str | None:
         """A scripted answer, produced once per dedupe key; a retry gets the same text."""

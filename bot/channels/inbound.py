@@ -104,13 +104,16 @@ def queue_replies(s: Session, message_id: int, now: datetime, *, except_to: str 
 def handed_to_outbox(s: Session, message_id: int, member_id: str) -> bool:
     """True when the sender's own replies went (or go) through the outbox, not passively.
 
-    Replies for other members always go through the outbox and say nothing about this."""
+    Replies for other members, and notices to other circles (a new ticket told to the
+    support group), always go through the outbox and say nothing about this."""
+    circle = select(Message.circle_id).where(Message.id == message_id).scalar_subquery()
     return (
         s.scalar(
             select(Message.id).where(
                 Message.reply_to_id == message_id,
                 Message.direction == Direction.OUT,
                 Message.status != RETURNED,
+                Message.circle_id == circle,
                 Message.recipient_id.is_(None) | (Message.recipient_id == member_id),
             ).limit(1)
         )

@@ -5,10 +5,19 @@ later write is fenced by the attempt number, so two workers never send the same 
 marked `sending` (committed) just before the HTTP call: a worker that dies after a claim is
 retried after the lease; one that dies mid-send leaves `unknown` for a human (at-most-once:
 the WeChat APIs have no idempotency key).
+
+A long text goes as numbered parts. After each delivered part the count is written (fenced)
+to `channel_cursors` (channel "outbox-parts", key = the row id), so a retry after a failure
+on part k resumes at part k: the customer never gets parts 1..k-1 twice.
+
+A group robot is held to its rolling limit (20 a minute): what cannot go now is put back with
+`next_attempt_at` when a slot frees (the attempt does not count), and every later row for the
+same robot waits too, so the order is kept. A 45009 from the robot pauses it for a minute.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -19,11 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.outbound.quota import KF_MAX_PER_WINDOW, SlidingLimit, service_window
 from bot.outbound.routing import Route, Router
-from bot.outbound.sender import QUOTA_USED_UP, WINDOW_CLOSED, SendResult
+from bot.outbound.sender import FREQUENCY_LIMIT, QUOTA_USED_UP, WINDOW_CLOSED, PartDone, SendResult
+from bot.outbound.split import split_text
 from escalation.tickets import open_ticket
 from storage.db import transaction
 from storage.enums import Delivery, Direction
-from storage.models import Circle, Message
+from storage.models import ChannelCursor, Circle, Message
 from storage.state import LockNotAcquired, StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -33,6 +43,7 @@ FAILED, WINDOW, NEEDS_HUMAN, UNKNOWN = (
     Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NEEDS_HUMAN, Delivery.UNKNOWN
 )
 NO_ROUTE_DELAY = timedelta(minutes=10)
+PARTS = "outbox-parts"  # ChannelCursor channel: outbox row id -> {"sent": k, "of": n}
 
 
 def backoff(attempts: int) -> timedelta:
@@ -133,8 +144,60 @@ class Dispatcher:
                 return 0
         if not self._finish(row_id, fence, CLAIMED, status=SENDING):
             return 0  # fenced out: another worker took it over
-        result = route.sender.send(text, route.to, route.circle)
-        return self._record(row_id, fence, route, result)
+        start = self._parts_sent(row_id, text)
+        result = route.sender.send(text, route.to, route.circle, start=start,
+                                   on_part=self._progress(row_id, fence))
+        return self._record(row_id, fence, route, result, blocked)
+
+    # -- split sends: what already went is never sent again ---------------------------------
+    def _parts_sent(self, row_id: int, text: str) -> int:
+        """Parts an earlier attempt delivered (0 if none, or if the split no longer matches)."""
+        with self.sessions() as s:
+            raw = s.scalar(select(ChannelCursor.value).where(
+                ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
+        if not raw:
+            return 0
+        try:
+            done = json.loads(raw)
+            sent, total = int(done["sent"]), int(done["of"])
+        except (ValueError, KeyError, TypeError):
+            return 0
+        if total != len(split_text(text)):
+            log.warning("outbound %s: stored progress %s/%s no longer matches the split;"
+                        " starting over", row_id, sent, total)
+            return 0
+        return max(0, min(sent, total))
+
+    def _progress(self, row_id: int, fence: int) -> PartDone:
+        def done(sent: int, total: int) -> None:
+            with transaction(self.sessions) as s:
+                live = s.scalar(select(Message.id).where(
+                    Message.id == row_id, Message.attempts == fence, Message.status == SENDING))
+                if live is None:
+                    return  # fenced out: the row is someone else's now
+                value = json.dumps({"sent": sent, "of": total})
+                row = s.scalar(select(ChannelCursor).where(
+                    ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
+                if row is None:
+                    s.add(ChannelCursor(channel=PARTS, key=str(row_id), value=value))
+                else:
+                    row.value, row.updated_at = value, self.clock()
+
+        return done
+
+    def _end_parts(self, row_id: int, total: int) -> str:
+        """Forget the progress of a row that reached an end state; say what went, if any."""
+        with transaction(self.sessions) as s:
+            row = s.scalar(select(ChannelCursor).where(
+                ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
+            if row is None:
+                return ""
+            s.delete(row)
+            try:
+                sent = int(json.loads(row.value)["sent"])
+            except (ValueError, KeyError, TypeError):
+                return ""
+        return f"; parts 1-{sent} of {total} were delivered" if sent and total > 1 else ""
 
     def _hold_reason(self, s: Session, route: Route, now: datetime) -> str | None:
         if route.quota not in ("oa", "kf") or route.member_id is None:
@@ -153,12 +216,28 @@ class Dispatcher:
             self._hand_to_human(row_id, "delivery_quota", now)
         return 1
 
-    def _record(self, row_id: int, fence: int, route: Route, result: SendResult) -> int:
+    def _record(self, row_id: int, fence: int, route: Route, result: SendResult,
+                blocked: dict[str, datetime]) -> int:
         now = self.clock()
-        error = f"{result.errcode} {result.errmsg}"[:256]
+        error = f"{result.errcode} {result.errmsg}"[:200]
         if result.ok:
             self._finish(row_id, fence, SENDING, status=SENT, sent_at=now, last_error=None)
+            self._end_parts(row_id, result.parts)
             return 1
+        if result.errcode == FREQUENCY_LIMIT and route.limit_key:
+            # The robot says "too fast" (someone else shares it): pause it for a full window;
+            # this row and every later one for it wait, in order. Not an attempt.
+            try:
+                pause = self.limiter.pause(route.limit_key)
+            except (StateUnavailable, LockNotAcquired):
+                pause = self.limiter.period
+            wait = blocked[route.limit_key] = now + timedelta(seconds=pause)
+            log.warning("group robot answered 45009: pausing it for %.0f s", pause)
+            self._finish(row_id, fence, SENDING, status=QUEUED, attempts=fence - 1,
+                         last_error=error, next_attempt_at=wait)
+            return 0
+        if not result.retryable or fence >= self.max_attempts:  # an end state: say what went
+            error += self._end_parts(row_id, result.parts)
         if result.errcode == WINDOW_CLOSED:  # no retry loop: the window will not reopen alone
             self._finish(row_id, fence, SENDING, status=WINDOW, last_error=error)
             self._hand_to_human(row_id, "delivery_window_closed", now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -9,7 +10,8 @@ from typing import Protocol
 INVALID_TOKEN = frozenset({40001, 40014, 42001})
 WINDOW_CLOSED = 45015  # more than 48 h since the customer's last message
 QUOTA_USED_UP = 45047  # customer-service message count used up for this user
-TRANSIENT = frozenset({-1, 45009, 45033})  # system busy, frequency limits: retry later
+FREQUENCY_LIMIT = 45009  # the API's (or the group robot's 20/min) frequency limit: back off
+TRANSIENT = frozenset({-1, FREQUENCY_LIMIT, 45033})  # system busy, frequency limits: retry later
 NETWORK = -2  # our own code: timeout or connection failure (no answer from the platform)
 
 
@@ -18,6 +20,7 @@ class SendResult:
     ok: bool
     errcode: int = 0
     errmsg: str = ""
+    parts: int = 1  # how many parts the text was split into (the platform saw them in order)
 
     @property
     def retryable(self) -> bool:
@@ -27,8 +30,15 @@ class SendResult:
 
 OK = SendResult(True)
 
+PartDone = Callable[[int, int], None]  # (parts delivered so far, parts in all)
+
 
 class Sender(Protocol):
-    """Deliver `text` to `to` (a channel user id, or None for the whole group) in `circle`."""
+    """Deliver `text` to `to` (a channel user id, or None for the whole group) in `circle`.
 
-    def send(self, text: str, to: str | None, circle: str | None) -> SendResult: ...
+    A long text goes as numbered parts. `start` skips the parts an earlier attempt already
+    delivered, and `on_part(done, total)` is told after each delivered part, so that a retry
+    after a failure on part k resumes at part k instead of repeating parts 1..k-1."""
+
+    def send(self, text: str, to: str | None, circle: str | None, *, start: int = 0,
+             on_part: PartDone | None = None) -> SendResult: ...

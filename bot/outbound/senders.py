@@ -7,16 +7,21 @@ from collections.abc import Callable
 import httpx
 
 from bot.outbound.platform import PlatformApi, result_of
-from bot.outbound.sender import NETWORK, OK, SendResult
+from bot.outbound.sender import NETWORK, OK, PartDone, SendResult
 from bot.outbound.split import split_text
 
 
-def _each_part(text: str, send_one: Callable[[str], SendResult]) -> SendResult:
-    for part in split_text(text):
-        result = send_one(part)
+def _each_part(text: str, send_one: Callable[[str], SendResult], start: int = 0,
+               on_part: PartDone | None = None) -> SendResult:
+    """Send the parts from `start` on, in order; stop at the first failure."""
+    parts = split_text(text)
+    for i in range(max(0, start), len(parts)):
+        result = send_one(parts[i])
         if not result.ok:
-            return result
-    return OK
+            return SendResult(False, result.errcode, result.errmsg, len(parts))
+        if on_part is not None:
+            on_part(i + 1, len(parts))
+    return SendResult(True, parts=len(parts))
 
 
 class OACustomSender:
@@ -25,13 +30,14 @@ class OACustomSender:
     def __init__(self, api: PlatformApi) -> None:
         self.api = api
 
-    def send(self, text: str, to: str | None, circle: str | None) -> SendResult:
+    def send(self, text: str, to: str | None, circle: str | None, *, start: int = 0,
+             on_part: PartDone | None = None) -> SendResult:
         if not to:
             return SendResult(False, 40003, "no OpenID to send to")
         return _each_part(text, lambda part: result_of(self.api.call(
             "/cgi-bin/message/custom/send",
             {"touser": to, "msgtype": "text", "text": {"content": part}},
-        )))
+        )), start, on_part)
 
 
 class KfSender:
@@ -40,14 +46,15 @@ class KfSender:
     def __init__(self, api: PlatformApi, open_kfid_for: Callable[[str], str | None]) -> None:
         self.api, self.open_kfid_for = api, open_kfid_for
 
-    def send(self, text: str, to: str | None, circle: str | None) -> SendResult:
+    def send(self, text: str, to: str | None, circle: str | None, *, start: int = 0,
+             on_part: PartDone | None = None) -> SendResult:
         open_kfid = self.open_kfid_for(to) if to else None
         if not to or not open_kfid:
             return SendResult(False, 40003, "no external_userid/open_kfid to send to")
         return _each_part(text, lambda part: result_of(self.api.call(
             "/cgi-bin/kf/send_msg",
             {"touser": to, "open_kfid": open_kfid, "msgtype": "text", "text": {"content": part}},
-        )))
+        )), start, on_part)
 
 
 class RobotSender:
@@ -63,8 +70,9 @@ class RobotSender:
         except (httpx.HTTPError, ValueError) as exc:
             return SendResult(False, NETWORK, type(exc).__name__)
 
-    def send(self, text: str, to: str | None, circle: str | None) -> SendResult:
-        return _each_part(text, self._one)
+    def send(self, text: str, to: str | None, circle: str | None, *, start: int = 0,
+             on_part: PartDone | None = None) -> SendResult:
+        return _each_part(text, self._one, start, on_part)
 
 
 class WebhookSender:
@@ -73,7 +81,9 @@ class WebhookSender:
     def __init__(self, http: httpx.Client, url: str) -> None:
         self.http, self.url = http, url
 
-    def send(self, text: str, to: str | None, circle: str | None) -> SendResult:
+    def send(self, text: str, to: str | None, circle: str | None, *, start: int = 0,
+             on_part: PartDone | None = None) -> SendResult:
+        """One POST carries the whole text (the bridge splits if it must): nothing to resume."""
         try:
             r = self.http.post(self.url, json={"chat_id": circle, "to": to, "text": text})
         except httpx.HTTPError as exc:

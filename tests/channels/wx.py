@@ -15,6 +15,11 @@ DEMO_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 DEMO_APPID = "wxcorecircledemo0"
 CUSTOMER = "o-demo-customer"
 PLAIN_APP = {"plain": {"token": "plain-token", "mode": "plain"}}
+WECOM_CORP, WECOM_TOKEN = "wwcorecircle", "wecom-token"
+WECOM_APPS = {
+    "corp": {"token": WECOM_TOKEN, "aes_key": DEMO_KEY, "corp_id": WECOM_CORP},
+    "aibot": {"token": WECOM_TOKEN, "aes_key": DEMO_KEY, "corp_id": ""},  # receiveid ''
+}
 
 
 def sign(*parts: str) -> str:

@@ -29,6 +29,8 @@ class MockWX:
     errcodes: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     always: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
+    hangs: dict[str, float] = field(default_factory=dict)  # path -> seconds to hang (G29)
+    released: threading.Event = field(default_factory=threading.Event)
     tokens_issued: int = 0
     kf_pages: deque[dict[str, Any]] = field(default_factory=deque)
     base: str = ""
@@ -64,6 +66,12 @@ class MockWX:
                 self.calls.append(call)
             if self.delay:
                 await asyncio.sleep(self.delay)
+            hang = self.hangs.get(call.path)
+            if hang:  # hang like a stuck platform; ends early when cleared or at teardown
+                until = time.monotonic() + hang
+                while (time.monotonic() < until and call.path in self.hangs
+                       and not self.released.is_set()):
+                    await asyncio.sleep(0.02)
             return call
 
         def token() -> dict[str, Any]:
@@ -145,3 +153,4 @@ def mockwx() -> Iterator[MockWX]:
     with ServerThread(fake.app()) as server:
         fake.base = server.url
         yield fake
+        fake.released.set()  # no hung handler may hold the server's shutdown
