@@ -6,20 +6,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from bot import format as fmt
 from bot import handoff
 from bot.messages import Reply
 from bot.turn import Turn
 from circles.membership import holder_member_id
+from dialogs.domain import FORMS
+from dialogs.ports import SqlPolicyBook
+from dialogs.runner import FormRunner, FormState, FormTurn, Status, UserMessage
+from dialogs.validators import is_cancel
+from escalation import followups
 from escalation.notify import support_circle_of
 from escalation.risk import Risk
 from escalation.tickets import handoff_notices, open_ticket
-from storage.enums import Priority, TicketStatus
-from storage.models import AuditEvent, Circle, Claim, FollowUp, Policy, Ticket
+from storage.enums import Delivery, Direction, FollowUpKind, Priority, TicketStatus
+from storage.models import AuditEvent, Circle, Claim, FollowUp, Message, Policy, Ticket
+from storage.pii import mask
 from storage.state import StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -226,21 +234,113 @@ def support_circle(turn: Turn) -> Circle | None:
     return support_circle_of(turn.session, turn.circle.agent_id)
 
 
-# -- dialog: a short form; until the rasa-sdk forms land, one question then a ticket ---------
+# -- dialog: a short form (dialogs/), driven in-process; its state lives in the state store ---
 def dialog(turn: Turn) -> Result:
-    intent = turn.parse.intent
-    remember(turn, {"kind": "dialog", "intent": intent})
-    return Result([turn.say(f"{intent}.reply")])
+    """Open the form for this intent; the opening message may already answer a slot."""
+    return _form_result(turn, _form_runner(turn).start(turn.parse.intent, _form_message(turn)))
 
 
-def continue_dialog(turn: Turn, intent: str) -> Result:
-    """The member answered the form's question: hand the request to the agent with it."""
-    forget(turn)
-    result = escalate(turn, reason="form", holding=f"{intent}.done",
-                      slots={"answer": turn.row.text})
-    if result.ticket is not None:
-        result.ticket.intent = intent
+def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
+    """The member who started the form spoke again: an answer, a cancel, or chatter."""
+    intent = pending["intent"]
+    if pending.get("lost") == "unavailable":
+        # The state store is down: nothing can be collected, so the agent takes it from here.
+        return _form_handoff(turn, intent, {"answer": turn.row.text})
+    state = None if pending.get("lost") else FormState.from_json(pending)
+    if state is None:
+        # The state was lost (a Redis restart, an eviction): say so, and start over politely.
+        result = _form_result(turn, _form_runner(turn).start(intent, _form_message(turn)))
+        result.replies.insert(0, turn.say("form.restart"))
+        return result
+    return _form_result(turn, _form_runner(turn).advance(state, _form_message(turn)))
+
+
+def cancels_form(turn: Turn) -> bool:
+    return is_cancel(turn.inbound.text)
+
+
+def _form_runner(turn: Turn) -> FormRunner:
+    return FormRunner(policies=SqlPolicyBook(turn.session, turn.circle.customer_id))
+
+
+def _form_message(turn: Turn) -> UserMessage:
+    p = turn.parse
+    return UserMessage(
+        sender_id=turn.speaker.member_id or turn.inbound.sender_id,
+        text=turn.inbound.text,
+        now=turn.inbound.ts,  # what the time entities were resolved against
+        intent=p.intent,
+        confidence=p.confidence,
+        entities=tuple({"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
+                       for e in p.entities),
+        private=turn.inbound.private,
+        channel=turn.inbound.channel,
+    )
+
+
+def _form_result(turn: Turn, form: FormTurn) -> Result:
+    result = Result([_form_reply(turn, m) for m in form.messages if m.get("response")])
+    match form.status:
+        case Status.ASKING if form.state is not None:
+            remember(turn, form.state.to_json())
+        case Status.CANCELLED:
+            forget(turn)
+        case Status.COMPLETED:
+            forget(turn)
+            if form.intent == "appointment.book":
+                _book_appointment(turn, form.slots)
+            else:
+                _open_form_ticket(turn, form.intent, form.slots, result)
     return result
+
+
+def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
+    """A dispatcher message -> a rendered script; `private` goes 1:1 to the member."""
+    extra: dict[str, str] = {
+        name: turn.label(group, key) for name, (group, key) in (message.get("labels") or {}).items()
+    }
+    extra |= {name: fmt.moment(datetime.fromisoformat(value))
+              for name, value in (message.get("moments") or {}).items() if value}
+    private = message.get("private") or turn.inbound.private
+    return turn.say(message["response"], to=turn.speaker.member_id if private else None, **extra)
+
+
+def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result) -> None:
+    """The completed form goes to the agent: reason "form", the slots (masked) in context."""
+    ticket = open_ticket(
+        session=turn.session, circle=turn.circle, member_id=turn.speaker.member_id,
+        source_message_id=turn.row.id, intent=intent, reason="form",
+        summary=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
+        now=turn.now, priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
+        context={"form": FORMS[intent].name}, policy=turn.settings.escalation_policy(),
+        scripts=turn.scripts, slots={k: mask(str(v)) for k, v in slots.items()},
+    )
+    result.ticket = ticket
+    for notice in handoff_notices(turn.session, turn.scripts, ticket, turn.circle):
+        reply = Reply(notice.rendered.text, notice.to, notice.rendered.script_id,
+                      notice.rendered.version)
+        result.notices.append((notice.circle, reply))
+
+
+def _form_handoff(turn: Turn, intent: str, slots: dict[str, str]) -> Result:
+    result = Result([turn.say("form.handoff")])
+    _open_form_ticket(turn, intent, slots, result)
+    return result
+
+
+def _book_appointment(turn: Turn, slots: dict[str, Any]) -> None:
+    """The appointment becomes a follow-up in the circle at the chosen time, sent once."""
+    due = datetime.fromisoformat(str(slots["time"]))
+    if due <= turn.now:
+        log.warning("appointment time %s already passed: no follow-up", due.isoformat())
+        return
+    text = turn.say("form.appointment_due", due_time=fmt.moment(due)).text
+    followups.create(
+        turn.session, circle_id=turn.circle.id, ticket_id=None, recipient_id=None,
+        kind=FollowUpKind.MESSAGE, text=text, due_at=due, now=turn.now,
+        created_by=turn.speaker.member_id or turn.inbound.sender_id,
+        dedupe_key=f"appointment:msg{turn.row.id}",
+    )
 
 
 # -- pending questions (dialog state in the state store) ---------------------------------------
@@ -262,5 +362,31 @@ def pending(turn: Turn) -> dict[str, str] | None:
     try:
         value = turn.state.get_json(turn.pending_key)
     except StateUnavailable:
+        return _lost_dialog(turn, "unavailable")
+    return value if isinstance(value, dict) else _lost_dialog(turn, "expired")
+
+
+def _lost_dialog(turn: Turn, why: str) -> dict[str, str] | None:
+    """Redis is an accelerator, not the record: if the bot's last word to this member (within
+    the dialog TTL) was a form's question, the form is still on, though its state is gone."""
+    if turn.speaker.member_id is None:
         return None
-    return value if isinstance(value, dict) else None
+    asked = aliased(Message)
+    script_id = turn.session.scalar(
+        select(Message.script_id)
+        .join(asked, asked.id == Message.reply_to_id)
+        .where(
+            Message.circle_id == turn.circle.id,
+            Message.direction == Direction.OUT,
+            Message.status != Delivery.CANCELLED,
+            asked.sender_id == turn.speaker.member_id,
+            asked.id != turn.row.id,
+            Message.created_at >= turn.now - timedelta(seconds=turn.settings.dialog_ttl_seconds),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    intent, _, key = (script_id or "").rpartition(".")
+    if intent in FORMS and (key == "reply" or key.startswith("ask_")):
+        return {"kind": "dialog", "intent": intent, "lost": why}
+    return None

@@ -21,6 +21,7 @@ from bot.routes import (
     health,
     messages,
     nlu,
+    rasa_actions,
     summaries,
     tickets,
     wechat,
@@ -62,7 +63,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries):
+                   summaries, rasa_actions):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -150,8 +150,10 @@ class Pipeline:
             urgent=bool(spec and spec.urgent and parse.confidence >= self._threshold)
             or risk.urgent,
         )
-        if decision.why == speaking.Why.PENDING and parse.intent == OUT_OF_SCOPE:
-            # The member moved on to family chatter: drop our question, stay quiet.
+        if (decision.why == speaking.Why.PENDING and parse.intent == OUT_OF_SCOPE
+                and pending is not None and pending.get("kind") != "dialog"):
+            # The member moved on to family chatter: drop our question, stay quiet. (A form
+            # judges its own answers: "上门吧" is out of scope to the engine, not to the form.)
             actions.forget(turn)
             return speaking.Decision(False, speaking.Why.NOT_ADDRESSED), actions.Result()
         if not decision.speak:
@@ -164,7 +166,7 @@ class Pipeline:
             return speaking.Decision(False, speaking.Why.GRACE), result
         result = self._act(turn, pending, risk)
         if not turn.inbound.private:
-            result.replies.extend(self._pii_warning(turn))
+            result.replies.extend(self._pii_warning(turn, result.replies))
         return decision, result
 
     def _act(self, turn: Turn, pending: dict[str, str] | None, risk: Risk) -> actions.Result:
@@ -175,12 +177,8 @@ class Pipeline:
             actions.forget(turn)
             return actions.escalate(turn, reason="complaint_risk", holding="complaint.holding",
                                     risk=risk)
-        if pending and pending.get("kind") == "dialog":
-            interrupts = parse.confidence >= DIALOG_BREAKOUT and spec is not None and (
-                spec.action not in (Action.SILENT,) and parse.intent != pending["intent"]
-            )
-            if not interrupts:
-                return actions.continue_dialog(turn, pending["intent"])
+        if pending and pending.get("kind") == "dialog" and not self._leaves_form(turn, pending):
+            return actions.continue_dialog(turn, pending)
         if spec is None or (parse.confidence < self._threshold and parse.intent != OUT_OF_SCOPE):
             return self._clarify_or_hand_off(turn, pending)
         if pending:
@@ -196,6 +194,17 @@ class Pipeline:
                 return actions.escalate(turn, risk=risk)
             case Action.SILENT:
                 return actions.silent_but_addressed(turn)
+
+    def _leaves_form(self, turn: Turn, pending: dict[str, str]) -> bool:
+        """A confident, different request interrupts a form; 取消 / 算了 goes to the form."""
+        spec = self.scripts.intents.get(turn.parse.intent)
+        return (
+            turn.parse.confidence >= DIALOG_BREAKOUT
+            and spec is not None
+            and spec.action != Action.SILENT
+            and turn.parse.intent != pending["intent"]
+            and not actions.cancels_form(turn)
+        )
 
     def _answer_unless_a_human_does(self, turn: Turn, decision: speaking.Decision) -> bool:
         """Only routine questions from the customer side, understood with confidence."""
@@ -222,10 +231,10 @@ class Pipeline:
         actions.remember(turn, {"kind": "clarify"})
         return actions.Result([turn.say("fallback.clarify", options="，还是".join(options))])
 
-    def _pii_warning(self, turn: Turn) -> list[Reply]:
+    def _pii_warning(self, turn: Turn, said: list[Reply]) -> list[Reply]:
         kinds = sorted({m.kind for m in find_pii(turn.inbound.text) if m.kind in PII_WARN_KINDS})
-        if not kinds:
-            return []
+        if not kinds or any(r.script_id == "privacy.pii_withdraw" for r in said):
+            return []  # the form already asked for it to be withdrawn
         labels = "、".join(turn.label("pii_kind", k) for k in kinds)
         return [turn.say("privacy.pii_withdraw", to=turn.speaker.member_id, pii_kinds=labels)]
 

@@ -1,1 +1,1 @@
-"""corecircle dialogs package."""
+"""Dialogs: short multi-turn forms as rasa-sdk actions, and the runner that drives them."""
