@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import actions, handoff
+from bot import actions, forms, handoff, queries
 from bot.messages import InboundMessage, Outcome, Reply
 from bot.metrics import Metrics
 from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine
@@ -178,7 +178,7 @@ class Pipeline:
             return actions.escalate(turn, reason="complaint_risk", holding="complaint.holding",
                                     risk=risk)
         if pending and pending.get("kind") == "dialog" and not self._leaves_form(turn, pending):
-            return actions.continue_dialog(turn, pending)
+            return forms.continue_dialog(turn, pending)
         if spec is None or (parse.confidence < self._threshold and parse.intent != OUT_OF_SCOPE):
             return self._clarify_or_hand_off(turn, pending)
         if pending:
@@ -187,9 +187,9 @@ class Pipeline:
             case Action.ANSWER:
                 return actions.answer(turn)
             case Action.QUERY:
-                return actions.query(turn)
+                return queries.query(turn)
             case Action.DIALOG:
-                return actions.dialog(turn)
+                return forms.dialog(turn)
             case Action.ESCALATE:
                 return actions.escalate(turn, risk=risk)
             case Action.SILENT:
@@ -203,7 +203,7 @@ class Pipeline:
             and spec is not None
             and spec.action != Action.SILENT
             and turn.parse.intent != pending["intent"]
-            and not actions.cancels_form(turn)
+            and not forms.cancels_form(turn)
         )
 
     def _answer_unless_a_human_does(self, turn: Turn, decision: speaking.Decision) -> bool:

@@ -1,0 +1,130 @@
+"""Dialog: the short forms of dialogs/, driven in-process; their state lives in the state store."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from bot import format as fmt
+from bot.actions import URGENT_PRIORITY, Result, forget, remember
+from bot.messages import Reply
+from bot.turn import Turn
+from dialogs.domain import FORMS
+from dialogs.ports import SqlPolicyBook
+from dialogs.runner import FormRunner, FormState, FormTurn, Status, UserMessage
+from dialogs.validators import is_cancel
+from escalation import followups
+from escalation.tickets import handoff_notices, open_ticket
+from storage.enums import FollowUpKind, Priority
+from storage.pii import mask
+
+log = logging.getLogger(__name__)
+
+
+def dialog(turn: Turn) -> Result:
+    """Open the form for this intent; the opening message may already answer a slot."""
+    return _form_result(turn, _form_runner(turn).start(turn.parse.intent, _form_message(turn)))
+
+
+def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
+    """The member who started the form spoke again: an answer, a cancel, or chatter."""
+    intent = pending["intent"]
+    if pending.get("lost") == "unavailable":
+        # The state store is down: nothing can be collected, so the agent takes it from here.
+        return _form_handoff(turn, intent, {"answer": turn.row.text})
+    state = None if pending.get("lost") else FormState.from_json(pending)
+    if state is None:
+        # The state was lost (a Redis restart, an eviction): say so, and start over politely.
+        result = _form_result(turn, _form_runner(turn).start(intent, _form_message(turn)))
+        result.replies.insert(0, turn.say("form.restart"))
+        return result
+    return _form_result(turn, _form_runner(turn).advance(state, _form_message(turn)))
+
+
+def cancels_form(turn: Turn) -> bool:
+    return is_cancel(turn.inbound.text)
+
+
+def _form_runner(turn: Turn) -> FormRunner:
+    return FormRunner(policies=SqlPolicyBook(turn.session, turn.circle.customer_id))
+
+
+def _form_message(turn: Turn) -> UserMessage:
+    p = turn.parse
+    return UserMessage(
+        sender_id=turn.speaker.member_id or turn.inbound.sender_id,
+        text=turn.inbound.text,
+        now=turn.inbound.ts,  # what the time entities were resolved against
+        intent=p.intent,
+        confidence=p.confidence,
+        entities=tuple({"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
+                       for e in p.entities),
+        private=turn.inbound.private,
+        channel=turn.inbound.channel,
+    )
+
+
+def _form_result(turn: Turn, form: FormTurn) -> Result:
+    result = Result([_form_reply(turn, m) for m in form.messages if m.get("response")])
+    match form.status:
+        case Status.ASKING if form.state is not None:
+            remember(turn, form.state.to_json())
+        case Status.CANCELLED:
+            forget(turn)
+        case Status.COMPLETED:
+            forget(turn)
+            if form.intent == "appointment.book":
+                _book_appointment(turn, form.slots)
+            else:
+                _open_form_ticket(turn, form.intent, form.slots, result)
+    return result
+
+
+def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
+    """A dispatcher message -> a rendered script; `private` goes 1:1 to the member."""
+    extra: dict[str, str] = {
+        name: turn.label(group, key) for name, (group, key) in (message.get("labels") or {}).items()
+    }
+    extra |= {name: fmt.moment(datetime.fromisoformat(value))
+              for name, value in (message.get("moments") or {}).items() if value}
+    private = message.get("private") or turn.inbound.private
+    return turn.say(message["response"], to=turn.speaker.member_id if private else None, **extra)
+
+
+def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result) -> None:
+    """The completed form goes to the agent: reason "form", the slots (masked) in context."""
+    ticket = open_ticket(
+        session=turn.session, circle=turn.circle, member_id=turn.speaker.member_id,
+        source_message_id=turn.row.id, intent=intent, reason="form",
+        summary=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
+        now=turn.now, priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
+        context={"form": FORMS[intent].name}, policy=turn.settings.escalation_policy(),
+        scripts=turn.scripts, slots={k: mask(str(v)) for k, v in slots.items()},
+    )
+    result.ticket = ticket
+    for notice in handoff_notices(turn.session, turn.scripts, ticket, turn.circle):
+        reply = Reply(notice.rendered.text, notice.to, notice.rendered.script_id,
+                      notice.rendered.version)
+        result.notices.append((notice.circle, reply))
+
+
+def _form_handoff(turn: Turn, intent: str, slots: dict[str, str]) -> Result:
+    result = Result([turn.say("form.handoff")])
+    _open_form_ticket(turn, intent, slots, result)
+    return result
+
+
+def _book_appointment(turn: Turn, slots: dict[str, Any]) -> None:
+    """The appointment becomes a follow-up in the circle at the chosen time, sent once."""
+    due = datetime.fromisoformat(str(slots["time"]))
+    if due <= turn.now:
+        log.warning("appointment time %s already passed: no follow-up", due.isoformat())
+        return
+    text = turn.say("form.appointment_due", due_time=fmt.moment(due)).text
+    followups.create(
+        turn.session, circle_id=turn.circle.id, ticket_id=None, recipient_id=None,
+        kind=FollowUpKind.MESSAGE, text=text, due_at=due, now=turn.now,
+        created_by=turn.speaker.member_id or turn.inbound.sender_id,
+        dedupe_key=f"appointment:msg{turn.row.id}",
+    )
