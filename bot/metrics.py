@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -33,6 +33,23 @@ class Metrics:
             "corecircle_pipeline_errors_total",
             "Messages whose handling failed and were handed to a human",
             registry=self.registry,
+        )
+
+        # -- the escalation scan (bot/scheduler.py) ----------------------------------------------
+        self.scheduler_last_tick = Gauge(
+            "corecircle_scheduler_last_tick_seconds",
+            "Unix time of the last successful SLA/follow-up scan (0: none yet)",
+            registry=self.registry,
+        )
+        self.scheduler_errors = Counter(
+            "corecircle_scheduler_tick_errors_total",
+            "Scans that raised (logged; the next tick runs as usual)",
+            registry=self.registry,
+        )
+        self.followups = Counter(
+            "corecircle_followups_total",
+            "Due follow-ups handled by the scan, by outcome (sent, kept, failed, stale, fenced)",
+            ["outcome"], registry=self.registry,
         )
 
     def render(self) -> bytes:

@@ -1,7 +1,22 @@
 """The in-process scheduler: one APScheduler interval job that scans the database.
 
-Never one APScheduler job per follow-up (APScheduler 3 drops missed date jobs): the outbox and
-the tickets' deadlines are the record, and each tick reads what is due from them.
+Never one APScheduler job per follow-up (APScheduler 3 drops missed date jobs, and deletes
+pending jobs whose function was renamed): the outbox and the tickets' deadlines are the record,
+and each tick reads what is due from them. The one job lives in a MemoryJobStore and calls our
+code directly, so nothing about it is persisted and a restart or a rename loses nothing (S1,
+S6). The first tick runs at start, so what fell due while the process was down goes out at
+once; APScheduler's misfire handling never decides whether a follow-up is sent.
+
+Clock jumps (S10): APScheduler 3 sleeps until the next run time by the wall clock, so a clock
+set back 2 h would stall the scan for 2 h. Our scheduler wakes at least once an interval and
+pulls the job in when its next run lies implausibly far ahead. The outbox decides what is
+sent, so a jump either way sends nothing twice.
+
+Liveness (S12): every successful tick is stamped (`last_tick`, and the Prometheus gauge
+`corecircle_scheduler_last_tick_seconds`); a tick that raises is logged (masked by the log
+record factory) and counted, and the next tick runs as usual. `GET /readyz` reports the
+scheduler stale when its last successful tick is older than `stale_after` (3 intervals, at
+least 30 s), measured on the monotonic clock so a wall-clock jump cannot hide a stall.
 """
 
 from __future__ import annotations
@@ -9,39 +24,197 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import BaseJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.metrics import Metrics
 from bot.services import Services
-from escalation.jobs import tick
+from escalation.jobs import TickReport, tick
+from storage.pii import mask
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "escalation-tick"
+MIN_STALE_SECONDS = 30.0
+STALE_INTERVALS = 3
+
+# The running scheduler of each app's services, for /readyz (the app keeps no other handle).
+_RUNNING: dict[int, EscalationScheduler] = {}
 
 
-def start_scheduler(svc: Services) -> BackgroundScheduler | None:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _wall_now(tz: tzinfo) -> datetime:
+    return datetime.now(tz)
+
+
+class _JumpSafeScheduler(BackgroundScheduler):
+    """A BackgroundScheduler that survives the wall clock being set back.
+
+    APScheduler 3 computes how long to sleep from the wall clock and keeps each job's next run
+    time in wall-clock terms; after the clock goes back 2 h both lie 2 h ahead. This one never
+    sleeps longer than `max_wait` seconds and reschedules, to now, a job whose next run is more
+    than `max_wait` ahead (which a running interval job never is unless the clock went back).
+    """
+
+    def __init__(self, *, max_wait: float, **options: Any) -> None:
+        super().__init__(**options)
+        self._max_wait = max_wait
+
+    def _process_jobs(self) -> float | None:
+        wait: float | None = super()._process_jobs()
+        if wait is None:  # paused, or no jobs: sleep until resumed or a job is added
+            return None
+        now = _wall_now(self.timezone)
+        for job in self.get_jobs():
+            ahead = (job.next_run_time - now).total_seconds() if job.next_run_time else 0.0
+            if ahead > self._max_wait + 1:
+                log.warning("the wall clock went back by about %.0f s; running %s now",
+                            ahead - self._max_wait, job.id)
+                job.modify(next_run_time=now)
+                wait = 0.0
+        return min(wait, self._max_wait)
+
+
+class EscalationScheduler:
+    """One interval job around `job(now)`, with a liveness record a health check can read."""
+
+    def __init__(
+        self,
+        job: Callable[[datetime], TickReport | None],
+        *,
+        interval: float,
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        stale_after: float | None = None,
+    ) -> None:
+        self.job = job
+        self.interval = float(interval)
+        self.metrics = metrics
+        self.clock = clock  # the `now` each scan runs at, and the time stamped on a tick
+        self.monotonic = monotonic  # how long since the last tick (immune to clock jumps)
+        self.stale_after = timedelta(
+            seconds=stale_after or max(STALE_INTERVALS * self.interval, MIN_STALE_SECONDS)
+        )
+        self.started_at: datetime | None = None
+        self.last_tick: datetime | None = None
+        self._alive_since: float | None = None  # monotonic: start, then each successful tick
+        self.last_error: str | None = None
+        self.errors = 0
+        # Only a memory store: a persistent store would pickle a reference to the function and
+        # delete the job when that reference no longer resolves (S6).
+        self.scheduler = _JumpSafeScheduler(
+            max_wait=self.interval,
+            timezone=UTC,
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+        )
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self, *, paused: bool = False) -> None:
+        """The first scan runs at once; `paused` holds every scan until `resume()` (tests)."""
+        self.started_at = self.clock()
+        self._alive_since = self.monotonic()
+        self.scheduler.add_job(
+            self.run_once, "interval", seconds=self.interval, id=JOB_ID,
+            coalesce=True, max_instances=1,
+            # At start, not one interval later: what fell due while we were down goes now.
+            next_run_time=datetime.now(UTC),
+            # A late run (a busy or suspended process) still runs; it scans, so nothing doubles.
+            misfire_grace_time=max(60, int(4 * self.interval)),
+        )
+        self.scheduler.start(paused=paused)
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)  # let a running scan commit before the engine closes
+
+    def run_once(self) -> bool:
+        """One tick; True if it succeeded. Never raises: a failing scan must not end the loop."""
+        now = self.clock()
+        try:
+            report = self.job(now)
+        except Exception as exc:  # any failure is logged; the next tick retries
+            self.errors += 1
+            self.last_error = mask(f"{type(exc).__name__}: {exc}")[:256]
+            if self.metrics is not None:
+                self.metrics.scheduler_errors.inc()
+            log.exception("escalation scan failed at %s; the next tick runs as usual",
+                          now.isoformat())
+            return False
+        self.last_tick = now
+        self._alive_since = self.monotonic()
+        self.last_error = None
+        if self.metrics is not None:
+            self.metrics.scheduler_last_tick.set(now.timestamp())
+            if report is not None:
+                for outcome in report.followups.values():
+                    self.metrics.followups.labels(outcome=outcome).inc()
+        return True
+
+    # -- health ----------------------------------------------------------------------------
+    def status(self) -> str:
+        """ok; stale (no successful tick for `stale_after`); stopped (the thread is gone)."""
+        if not self.scheduler.running or self._alive_since is None:
+            return "stopped"
+        age = self.monotonic() - self._alive_since
+        return "stale" if age > self.stale_after.total_seconds() else "ok"
+
+    def job_stores(self) -> dict[str, BaseJobStore]:
+        """The scheduler's job stores by alias (APScheduler 3 keeps them in `_jobstores`)."""
+        stores: dict[str, BaseJobStore] = self.scheduler._jobstores
+        return dict(stores)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": self.status(),
+            "last_tick": self.last_tick.isoformat() if self.last_tick else None,
+        }
+
+
+def start_scheduler(
+    svc: Services, *, clock: Callable[[], datetime] = _utcnow
+) -> EscalationScheduler | None:
     settings = svc.settings
     if not settings.scheduler_enabled:
         return None
     policy = settings.escalation_policy()
     owner = f"{socket.gethostname()}:{os.getpid()}"
+    stale_after = timedelta(hours=settings.followup_stale_hours)
 
-    def run() -> None:
-        tick(svc.sessions, svc.scripts, policy, now=datetime.now(UTC), owner=owner)
+    def scan(now: datetime) -> TickReport:
+        return tick(svc.sessions, svc.scripts, policy, now=now, owner=owner,
+                    stale_after=stale_after, batch_size=settings.followup_batch_size)
 
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        run, "interval", seconds=settings.scheduler_interval_seconds, id=JOB_ID,
-        coalesce=True, max_instances=1,
-        # A late run (a busy or suspended process) still runs; it scans, so nothing doubles.
-        misfire_grace_time=max(60, 4 * settings.scheduler_interval_seconds),
-    )
-    scheduler.start()
-    return scheduler
+    runner = EscalationScheduler(scan, interval=settings.scheduler_interval_seconds,
+                                 metrics=svc.metrics, clock=clock)
+    for alias, store in runner.job_stores().items():
+        if not isinstance(store, MemoryJobStore):  # pragma: no cover - a guard for edits
+            raise RuntimeError(f"job store {alias!r} persists jobs; the database is the record")
+    runner.start()
+    _RUNNING[id(svc)] = runner
+    return runner
 
 
-def stop_scheduler(scheduler: BackgroundScheduler | None) -> None:
-    if scheduler is not None and scheduler.running:
-        scheduler.shutdown(wait=True)  # let a running scan commit before the engine closes
+def scheduler_of(svc: Services) -> EscalationScheduler | None:
+    """The scheduler running for these services, if any (read by /readyz)."""
+    return _RUNNING.get(id(svc))
+
+
+def stop_scheduler(scheduler: EscalationScheduler | None) -> None:
+    if scheduler is None:
+        return
+    for key, running in list(_RUNNING.items()):
+        if running is scheduler:
+            del _RUNNING[key]
+    scheduler.stop()

@@ -4,6 +4,12 @@ Exactly once: a row is claimed with a conditional UPDATE (only a pending row tha
 claimed row whose lease ran out), and marked sent by an UPDATE fenced on the claimer's name in
 the same transaction that queues its outbound messages. A claimer whose lease was taken over
 writes nothing. The unique dedupe_key stops the same promise from being enqueued twice.
+
+Lateness (S10/S11): a row found due later than it should be (the process was down, the clock
+jumped, a backlog after an outage) is still sent once while it is at most `stale_after` late;
+beyond that it is marked stale, nothing goes to the customer, and the agent and supervisor are
+told through the support circle so a human contacts the customer. Due rows are claimed oldest
+first in batches, so a backlog drains in order a batch per tick.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ PROGRESS_SCRIPT = "followup.progress_note"
 MISSED_SCRIPT = "followup.promise_missed"
 FAILED_SCRIPT = "support.followup_failed"
 OPEN_STATUSES = (FollowUpStatus.PENDING, FollowUpStatus.CLAIMED)
+STALE_AFTER = timedelta(hours=24)  # default lateness limit; the app passes its setting
+BATCH_SIZE = 100  # default rows claimed per tick
+STALE_STATUS = FollowUpStatus.STALE
+STALE_PREFIX = "stale:"
 
 
 def make_key(ticket_id: int | None, circle_id: int, kind: str, due_at: datetime, text: str) -> str:
@@ -132,9 +142,13 @@ def cancel(session: Session, followup: FollowUp, *, actor_id: str, now: datetime
 # -- the sender -------------------------------------------------------------------------------
 def claim_due(
     sessions: sessionmaker[Session], *, owner: str, now: datetime, lease_seconds: int,
-    limit: int = 100,
+    limit: int = BATCH_SIZE,
 ) -> list[int]:
-    """Claim due rows (oldest first) for `owner`; a row is claimed by one claimer only."""
+    """Claim at most `limit` due rows, oldest due first, for `owner`; each by one claimer only.
+
+    A clock that jumped back leaves sent rows sent and claimed rows leased (a lease is only
+    taken over once it ran out by the claimer's own clock), so no jump sends anything twice.
+    """
     claimable = or_(
         and_(FollowUp.status == FollowUpStatus.PENDING, FollowUp.due_at <= now),
         and_(FollowUp.status == FollowUpStatus.CLAIMED, FollowUp.lease_until < now),
@@ -167,15 +181,19 @@ class _Fenced(Exception):
 
 def deliver(
     sessions: sessionmaker[Session], scripts: ScriptLibrary, followup_id: int, *, owner: str,
-    now: datetime,
+    now: datetime, stale_after: timedelta = STALE_AFTER,
 ) -> str:
-    """Turn one claimed follow-up into queued outbound messages; returns the final status."""
+    """Turn one claimed follow-up into queued outbound messages.
+
+    Returns the outcome: the final status ("sent", "kept", "failed"), "stale" for a row found
+    more than `stale_after` late (not sent; the support circle alerted), or "fenced".
+    """
     try:
         with transaction(sessions) as s:
             row = s.get(FollowUp, followup_id)
             if row is None or row.status != FollowUpStatus.CLAIMED or row.lease_owner != owner:
                 raise _Fenced
-            status, error = _work(s, scripts, row, now)
+            status, error = _work(s, scripts, row, now, stale_after)
             result = s.execute(
                 update(FollowUp)
                 .where(FollowUp.id == followup_id, FollowUp.status == FollowUpStatus.CLAIMED,
@@ -186,14 +204,25 @@ def deliver(
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise _Fenced
+            if error is not None and error.startswith(STALE_PREFIX):
+                return "stale"
             return status.value
     except _Fenced:
         log.warning("follow-up %s: lease lost by %s; another sender owns it", followup_id, owner)
         return "fenced"
 
 
+def lateness(row: FollowUp, now: datetime) -> timedelta:
+    return now - row.due_at
+
+
+def is_stale(row: FollowUp, now: datetime, stale_after: timedelta = STALE_AFTER) -> bool:
+    return lateness(row, now) > stale_after
+
+
 def _work(
-    s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime
+    s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime,
+    stale_after: timedelta = STALE_AFTER,
 ) -> tuple[FollowUpStatus, str | None]:
     circle = s.get(Circle, row.circle_id)
     ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
@@ -202,6 +231,14 @@ def _work(
     if circle is None or circle.status != CircleStatus.ACTIVE:
         _alert_failed(s, scripts, row, circle, ticket, now=now)
         return FollowUpStatus.FAILED, "circle dissolved"
+    if is_stale(row, now, stale_after):
+        # Too late to say it as written ("提醒您明天体检" two days on): a human takes over.
+        late_h = lateness(row, now).total_seconds() / 3600
+        limit_h = stale_after.total_seconds() / 3600
+        log.warning("follow-up %s is %.1f h late (limit %g h): marked stale, not sent",
+                    row.id, late_h, limit_h)
+        _alert_failed(s, scripts, row, circle, ticket, now=now, event="followup_stale")
+        return STALE_STATUS, f"{STALE_PREFIX} {late_h:.1f} h late (limit {limit_h:g} h); not sent"
     try:
         if row.kind == FollowUpKind.MESSAGE:
             queue(s, circle, row.text, now=now, to=row.recipient_id)
@@ -235,11 +272,11 @@ def _promise_missed(
 
 def _alert_failed(
     s: Session, scripts: ScriptLibrary, row: FollowUp, circle: Circle | None,
-    ticket: Ticket | None, *, now: datetime,
+    ticket: Ticket | None, *, now: datetime, event: str = "followup_failed",
 ) -> None:
     """It cannot be sent: the supervisor hears of it, through the agent's support circle."""
     if ticket is not None:
-        events.record(s, ticket.id, "followup_failed", now=now, followup_id=row.id)
+        events.record(s, ticket.id, event, now=now, followup_id=row.id)
     support = support_circle_of(s, circle.agent_id if circle else None)
     if support is None or circle is None:
         return

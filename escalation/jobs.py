@@ -1,14 +1,16 @@
 """The periodic scan (an APScheduler interval job): SLA ladder, then due follow-ups.
 
 Jobs take ids and open their own sessions; every run is a scan of the database, so a missed or
-coalesced run loses nothing and a second scheduler cannot double anything.
+coalesced run loses nothing and a second scheduler cannot double anything. One tick claims at
+most `batch_size` due follow-ups, oldest first: a backlog after an outage drains in order, a
+bounded batch per tick; rows later than `stale_after` are marked stale instead of sent.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,13 +35,16 @@ def tick(
     *,
     now: datetime,
     owner: str,
+    stale_after: timedelta = followups.STALE_AFTER,
+    batch_size: int = followups.BATCH_SIZE,
 ) -> TickReport:
     report = TickReport()
     with transaction(sessions) as s:
         report.sla_rungs = sla.scan(s, scripts, now=now)
-    for fid in followups.claim_due(sessions, owner=owner, now=now,
+    for fid in followups.claim_due(sessions, owner=owner, now=now, limit=batch_size,
                                    lease_seconds=policy.followup_lease_seconds):
-        report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner, now=now)
+        report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner, now=now,
+                                                  stale_after=stale_after)
     if report.sla_rungs or report.followups:
         log.info("escalation tick: %d SLA rungs, follow-ups %s", len(report.sla_rungs),
                  report.followups)

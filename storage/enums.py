@@ -82,6 +82,7 @@ class FollowUpStatus(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"  # crashed between send and commit: handed to a human
     WINDOW_CLOSED = "window_closed"
+    STALE = "stale"  # found due far past its time (outage, backlog): not sent, humans alerted
 
 
 class Delivery(StrEnum):

@@ -24,7 +24,7 @@ def test_healthz_and_readyz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database": "ok", "state": "ok"}
+    assert ready.json() == {"status": "ok", "database": "ok", "state": "ok", "scheduler": "ok"}
 
 
 def test_readyz_reports_a_dead_redis_but_messages_still_flow(

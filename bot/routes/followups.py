@@ -1,4 +1,9 @@
-"""The promise ledger for agents and supervisors: GET /api/v1/followups, cancel one."""
+"""The promise ledger for agents and supervisors: GET /api/v1/followups, cancel one.
+
+A login sees the follow-ups of its circles (an agent: circles where they are the agent; a
+supervisor: their agents' circles; an admin: all), including promises made while the circle
+had no open ticket, plus those of any ticket it may see (an assignee, the team pool).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
 
 from bot.http import ServicesDep, StaffDep
 from escalation import followups
-from escalation.access import require_ticket, visible
+from escalation.access import require_ticket, visible, visible_circles
 from storage.db import transaction
-from storage.enums import FollowUpStatus
-from storage.errors import NotFound
+from storage.enums import FollowUpStatus, UserRole
+from storage.errors import BadRequest, Forbidden, NotFound
 from storage.models import Circle, FollowUp, Ticket
 
 router = APIRouter(prefix="/api/v1/followups", tags=["followups"])
@@ -43,29 +49,63 @@ def followup_view(f: FollowUp) -> FollowUpView:
     )
 
 
+def _readable(s: Session, role: UserRole, member_id: str | None) -> ColumnElement[bool]:
+    """A WHERE clause over FollowUp: of a circle this login may see, or of a ticket it may."""
+    circles = select(Circle.id).where(visible_circles(s, role, member_id))
+    tickets = (
+        select(Ticket.id).join(Circle, Circle.id == Ticket.circle_id)
+        .where(visible(role, member_id))
+    )
+    return or_(FollowUp.circle_id.in_(circles), FollowUp.ticket_id.in_(tickets))
+
+
 @router.get("", response_model=list[FollowUpView])
 def list_followups(
+    *,
     svc: ServicesDep,
     who: StaffDep,
     status: FollowUpStatus | None = None,
     ticket_id: int | None = None,
+    circle: Annotated[str | None, Query(max_length=128,
+                                        description="the circle's chat_id")] = None,
+    due_before: Annotated[datetime | None, Query(
+        description="only follow-ups due before this time (ISO-8601 with offset)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[FollowUpView]:
-    """Follow-ups of the tickets this login may see, soonest due first."""
+    """Follow-ups of the circles and tickets this login may see, newest due first."""
+    if due_before is not None and due_before.tzinfo is None:
+        raise BadRequest("due_before needs a time zone, e.g. 2026-12-05T15:00:00+08:00",
+                         code="FOLLOWUP_DUE_NAIVE")
     with svc.sessions() as s:
         q = (
             select(FollowUp)
-            .join(Ticket, Ticket.id == FollowUp.ticket_id)
-            .join(Circle, Circle.id == Ticket.circle_id)
-            .where(visible(who.role, who.member_id))
-            .order_by(FollowUp.due_at, FollowUp.id)
+            .where(_readable(s, who.role, who.member_id))
+            .order_by(FollowUp.due_at.desc(), FollowUp.id.desc())
             .limit(limit)
         )
         if status is not None:
             q = q.where(FollowUp.status == status)
         if ticket_id is not None:
             q = q.where(FollowUp.ticket_id == ticket_id)
+        if circle is not None:
+            circle_id = s.scalar(select(Circle.id).where(Circle.chat_id == circle))
+            if circle_id is None:
+                raise NotFound(f"no circle with chat_id {circle!r}", code="CIRCLE_UNKNOWN")
+            q = q.where(FollowUp.circle_id == circle_id)
+        if due_before is not None:
+            q = q.where(FollowUp.due_at < due_before)
         return [followup_view(f) for f in s.scalars(q)]
+
+
+def _require_followup(s: Session, row: FollowUp, role: UserRole, member_id: str | None) -> None:
+    if row.ticket_id is not None:
+        require_ticket(s, row.ticket_id, role, member_id)
+        return
+    allowed = s.scalar(select(Circle.id).where(Circle.id == row.circle_id,
+                                               visible_circles(s, role, member_id)))
+    if allowed is None:
+        raise Forbidden(f"follow-up {row.id} belongs to another agent's circle",
+                        code="FOLLOWUP_FORBIDDEN")
 
 
 @router.post("/{followup_id}/cancel", response_model=FollowUpView)
@@ -73,8 +113,8 @@ def cancel(followup_id: int, svc: ServicesDep, who: StaffDep) -> FollowUpView:
     """Idempotent: cancelling a cancelled follow-up answers it unchanged."""
     with transaction(svc.sessions) as s:
         row = s.get(FollowUp, followup_id)
-        if row is None or row.ticket_id is None:
+        if row is None:
             raise NotFound(f"no follow-up {followup_id}", code="FOLLOWUP_NOT_FOUND")
-        require_ticket(s, row.ticket_id, who.role, who.member_id)
+        _require_followup(s, row, who.role, who.member_id)
         followups.cancel(s, row, actor_id=who.member_id or who.username, now=datetime.now(UTC))
         return followup_view(row)
