@@ -6,7 +6,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from bot import format as fmt
 from bot.actions import URGENT_PRIORITY, Result, forget, remember
 from bot.messages import Reply
 from bot.turn import Turn
@@ -16,6 +15,7 @@ from dialogs.runner import FormRunner, FormState, FormTurn, Status, UserMessage
 from dialogs.validators import is_cancel
 from escalation import followups
 from escalation.tickets import handoff_notices, open_ticket
+from storage import formats as fmt
 from storage.enums import FollowUpKind, Priority
 from storage.pii import mask
 

@@ -27,12 +27,12 @@ from bot.settings import Settings
 from bot.turn import Turn
 from circles import speaking
 from circles.membership import Speaker, find_circle, resolve_speaker
-from escalation.notify import queue_notice
+from escalation.notify import display_name, queue_notice
 from escalation.risk import Risk
 from escalation.tickets import handoff_notices, open_ticket
 from storage.db import transaction
 from storage.enums import Delivery, Direction, Role
-from storage.models import Circle, Member, Message, Ticket
+from storage.models import Circle, Message, Ticket
 from storage.pii import find_pii, mask
 from storage.scripts import Action, ScriptLibrary
 from storage.state import LockNotAcquired, StateStore, StateUnavailable
@@ -288,8 +288,9 @@ class Pipeline:
             for notice in handoff_notices(s, self.scripts, ticket, circle):
                 queue_notice(s, notice, now=now)
             rendered = self.scripts.render(
-                "error.holding", {"agent_name": _agent_name(s, circle), "bot_name":
-                                  self.settings.bot_name}
+                "error.holding",
+                {"agent_name": display_name(s, circle.agent_id, self.scripts.default("agent_name")),
+                 "bot_name": self.settings.bot_name},
             )
             replies = (Reply(rendered.text, None, rendered.script_id, rendered.version),)
             _persist_replies(s, row, circle, replies, now, deliver=deliver)
@@ -411,9 +412,6 @@ def _persist_outbound(
     )
 
 
-def _agent_name(s: Session, circle: Circle) -> str:
-    agent = s.get(Member, circle.agent_id) if circle.agent_id else None
-    return agent.display_name if agent else "您的顾问"
 
 
 def _storable(text: str) -> str:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from bot import format as fmt
 from bot.actions import Result
 from bot.turn import Turn
 from circles.membership import holder_member_id
+from storage import formats as fmt
 from storage.enums import TicketStatus
 from storage.models import AuditEvent, Claim, FollowUp, Policy, Ticket
 

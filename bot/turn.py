@@ -40,7 +40,7 @@ class Turn:
         )
         return {
             "bot_name": self.settings.bot_name,
-            "agent_name": agent.display_name if agent else "您的顾问",
+            "agent_name": agent.display_name if agent else self.scripts.default("agent_name"),
             "customer_name": customer.name if customer else "",
             "honorific": honorific,
             "speaker_name": self.speaker.display_name,

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from escalation.notify import display_name, moment
+from escalation.notify import display_name
+from storage.formats import moment
 from storage.models import Circle, Message, Policy
 from storage.pii import mask
 from storage.scripts import ScriptError, ScriptLibrary
@@ -84,15 +85,6 @@ def build(
     limit: int,
 ) -> dict[str, Any]:
     customer = circle.customer
-    agent = display_name(session, circle.agent_id, "您的顾问")
-    variables = {
-        "honorific": customer.honorific if customer else "您好",
-        "customer_name": customer.name if customer else "",
-        "agent_name": agent,
-        "speaker_name": customer.name if customer else "",
-        "bot_name": "",
-        "due_time": moment(None),
-    }
     context: dict[str, Any] = {
         "transcript": transcript(session, circle.id, limit),
         "customer": (
@@ -103,5 +95,22 @@ def build(
         "intent_zh": scripts.intents[intent].zh if scripts and intent in scripts.intents else None,
         "slots": {k: mask(str(v)) for k, v in (slots or {}).items()},
     }
-    context["suggested_scripts"] = suggestions(scripts, intent, variables) if scripts else []
+    context["suggested_scripts"] = (
+        suggestions(scripts, intent, _variables(session, scripts, circle)) if scripts else []
+    )
     return context
+
+
+def _variables(session: Session, scripts: ScriptLibrary, circle: Circle) -> dict[str, Any]:
+    """What a suggested script may be rendered with, for the agent to adapt."""
+    customer = circle.customer
+    agent = display_name(session, circle.agent_id, scripts.default("agent_name"))
+    return {
+        "honorific": customer.honorific if customer else scripts.default("honorific"),
+        "customer_name": customer.name if customer else "",
+        "agent_name": agent,
+        "speaker_name": customer.name if customer else "",
+        "bot_name": "",
+        "due_time": moment(None),
+    }
+

@@ -23,10 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from escalation import events
-from escalation.notify import moment, queue, support_circle_of, ticket_variables
+from escalation.notify import display_name, queue, support_circle_of, ticket_variables
 from storage.db import transaction
 from storage.enums import CircleStatus, FollowUpKind, FollowUpStatus, TicketStatus
 from storage.errors import BadRequest, Conflict
+from storage.formats import moment
 from storage.models import Circle, FollowUp, Ticket
 from storage.scripts import ScriptError, ScriptLibrary
 
@@ -256,8 +257,12 @@ def _promise_missed(
 ) -> None:
     """跟单到底: a warm progress note to the customer, an alert to agent and supervisor."""
     customer = circle.customer
-    variables = {"honorific": customer.honorific if customer else "您好",
-                 "agent_name": "您的顾问", "due_time": moment(row.due_at)}
+    # Name the circle's agent: "您的顾问" only when the circle has none.
+    variables = {
+        "honorific": customer.honorific if customer else scripts.default("honorific"),
+        "agent_name": display_name(s, circle.agent_id, scripts.default("agent_name")),
+        "due_time": moment(row.due_at),
+    }
     if ticket is not None:
         variables |= ticket_variables(s, scripts, ticket, circle, due_time=moment(row.due_at))
     note = scripts.render(PROGRESS_SCRIPT, variables)

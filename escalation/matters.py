@@ -43,8 +43,8 @@ def open_for_ticket(
     )
     circle = session.get(Circle, matter.circle_id)
     assert circle is not None
-    variables = {"circle_name": circle.name,
-                 "agent_name": display_name(session, parent.agent_id, "您的顾问")}
+    agent = display_name(session, parent.agent_id, scripts.default("agent_name"))
+    variables = {"circle_name": circle.name, "agent_name": agent}
     for target in (parent, circle):
         rendered = scripts.render(CREATED_SCRIPT, variables)
         queue(session, target, rendered.text, now=now, script=rendered)

@@ -29,13 +29,6 @@ class Notice:
     to: str | None = None  # None: the whole circle; a member id: privately to them
 
 
-def moment(value: datetime | None, tz: ZoneInfo = SHANGHAI) -> str:
-    """A time as Chinese readers expect it: 12月5日 15:00 (Asia/Shanghai)."""
-    if value is None:
-        return "-"
-    local = value.astimezone(tz)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
-
 
 def queue(
     session: Session,
@@ -104,8 +97,8 @@ def ticket_variables(
         "priority_label": scripts.label("priority", ticket.priority),
         "circle_name": circle.name,
         "customer_name": customer.name if customer else circle.name,
-        "honorific": customer.honorific if customer else "您好",
-        "agent_name": display_name(session, agent_id, "您的顾问"),
+        "honorific": customer.honorific if customer else scripts.default("honorific"),
+        "agent_name": display_name(session, agent_id, scripts.default("agent_name")),
         "intent_zh": intent.zh if intent else ticket.reason,
         "excerpt": mask(ticket.summary)[:EXCERPT_CHARS],
         **extra,

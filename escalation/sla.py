@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from escalation import events
 from escalation.hours import BusinessCalendar
-from escalation.notify import moment, queue, support_circle_of, ticket_variables
+from escalation.notify import queue, support_circle_of, ticket_variables
 from storage.enums import Priority, TicketStatus
+from storage.formats import moment
 from storage.models import Circle, Member, Ticket
 from storage.scripts import ScriptLibrary
 

@@ -15,7 +15,6 @@ from escalation.notify import (
     EXCERPT_CHARS,
     Notice,
     display_name,
-    moment,
     queue,
     support_circle_of,
     ticket_variables,
@@ -24,6 +23,7 @@ from escalation.policy import EscalationPolicy
 from escalation.risk import Risk
 from storage.enums import Priority, TicketStatus
 from storage.errors import Conflict, NotFound
+from storage.formats import moment
 from storage.models import Circle, Member, Message, Ticket
 from storage.pii import mask
 from storage.scripts import ScriptLibrary

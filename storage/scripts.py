@@ -177,6 +177,10 @@ class ScriptLibrary:
     def label(self, group: str, key: str) -> str:
         return str((self.labels.get(group) or {}).get(key, key))
 
+    def default(self, name: str) -> str:
+        """What to call someone we know nothing more about (labels.defaults in common.yaml)."""
+        return self.label("defaults", name)
+
     def examples(self) -> list[tuple[str, str]]:
         return [(text, i.id) for i in self.intents.values() for text in i.examples]
 

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
-from bot import format as fmt
 from bot.http import ServicesDep
 from dialogs.domain import build_domain
 from dialogs.runner import build_executor, drive
+from storage import formats as fmt
 from storage.errors import BadRequest
 from storage.scripts import ScriptError
 
@@ -76,7 +76,8 @@ def _with_text(svc: Any, message: dict[str, Any]) -> dict[str, Any]:
     if not script_id or message.get("text") or script_id not in svc.scripts.scripts:
         return message
     variables: dict[str, Any] = {
-        "bot_name": svc.settings.bot_name, "agent_name": "您的顾问", "honorific": "您",
+        "bot_name": svc.settings.bot_name, "agent_name": svc.scripts.default("agent_name"),
+        "honorific": svc.scripts.default("honorific"),
         "customer_name": "", "speaker_name": "",
     }
     for name, (group, key) in (message.get("labels") or {}).items():

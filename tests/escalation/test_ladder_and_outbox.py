@@ -118,6 +118,9 @@ def test_promise_missed_sends_a_progress_note_and_alerts_once(app: TestClient) -
     assert _tick(app, MONDAY_10 + timedelta(minutes=90))["followups"] == {}
     with sessions_of(app)() as s:
         assert _count(s, Message, Message.script_id == "followup.progress_note") == 1
+        note = s.scalar(select(Message.text).where(Message.script_id == "followup.progress_note"))
+        assert note is not None
+        assert "李娜" in note  # the customer hears who is following up, by name
         assert _count(s, Message, Message.script_id == "followup.promise_missed") == 1
         assert _count(s, Message, Message.text == "提醒您明天体检") == 1
         assert s.get(FollowUp, fid).sent_at is not None

@@ -1,4 +1,5 @@
-"""How numbers, dates and times are shown to Chinese readers (Asia/Shanghai)."""
+"""How numbers, dates and times are shown to Chinese readers (Asia/Shanghai); shared by every
+package, so it sits at the bottom layer."""
 
 from __future__ import annotations
 
