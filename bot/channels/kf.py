@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import IntEnum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.channels.inbound import QUEUED, resolve_sender
 from bot.messages import InboundMessage
@@ -16,12 +17,13 @@ from bot.outbound.routing import KF_OPEN
 from bot.pipeline import Pipeline
 from storage.db import transaction
 from storage.enums import TicketStatus
-from storage.models import ChannelCursor
+from storage.models import ChannelCursor, MemberIdentity, Ticket
 from storage.state import LockNotAcquired, StateStore, StateUnavailable
 
 log = logging.getLogger(__name__)
 
 CURSOR = "wecom-kf"
+STATE = "wecom-kf-state"  # ChannelCursor channel: external_userid -> last mirrored "state|servicer"
 CUSTOMER_ORIGIN = 3  # sync_msg origin: 3 = sent by the customer
 
 
@@ -146,3 +148,98 @@ class KfSync:
         # kf has no passive reply: every reply is the outbox's, decided inside the commit.
         self.pipeline.handle(msg, deliver=lambda _reply: QUEUED)
         return 1
+
+
+# -- mirroring our handoff state onto kf service_state ---------------------------------------
+_ACTIVE = (TicketStatus.OPEN, TicketStatus.CLAIMED, TicketStatus.WAITING_CUSTOMER)
+
+
+def _desired(status: TicketStatus | None, resolved_at: datetime | None, servicer: str | None,
+             last: str | None, last_at: datetime | None) -> tuple[TicketStatus | None, str]:
+    """(the ticket status to mirror, the value to remember) for one kf customer."""
+    if status == TicketStatus.RESOLVED:
+        last_state = last.split("|", 1)[0] if last else None
+        # ENDED once a handoff we knew of ends, or when it was resolved after the last mirror;
+        # an old resolved ticket of a customer never mirrored (or back with the bot) stays BOT.
+        ended = last is not None and (
+            last_state != str(int(ServiceState.BOT))
+            or (resolved_at is not None and last_at is not None
+                and _aware(resolved_at) > _aware(last_at)))
+        if not ended:
+            status = None
+    state = service_state_for(status)
+    who = servicer if state == ServiceState.HUMAN and servicer else ""
+    return status, f"{int(state)}|{who}"
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def sync_service_states(sessions: sessionmaker[Session], apis: Mapping[str, PlatformApi], *,
+                        clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> int:
+    """One pass: mirror each known kf customer's handoff state where it changed.
+
+    A handful of queries whatever the number of customers; a platform call only on a change.
+    The new state is remembered only when WeCom accepted it (errcode 0): a failure is retried
+    on the next pass. Returns how many states were mirrored.
+    """
+    if not apis:
+        return 0
+    kf_members = select(MemberIdentity.member_id).where(MemberIdentity.channel == "wecom-kf")
+    ranked = (
+        select(Ticket.member_id, Ticket.status, Ticket.assignee_id, Ticket.resolved_at,
+               func.row_number().over(
+                   partition_by=Ticket.member_id,
+                   # an unresolved ticket first (a human is on it), then the most recent
+                   order_by=(case((Ticket.status.in_(_ACTIVE), 0), else_=1),
+                             Ticket.created_at.desc(), Ticket.id.desc()),
+               ).label("rn"))
+        .where(Ticket.member_id.in_(kf_members))
+        .subquery()
+    )
+    customer = aliased(MemberIdentity)
+    staff = aliased(MemberIdentity)
+    last = aliased(ChannelCursor)
+    query = (
+        select(ChannelCursor.key, ChannelCursor.value, ranked.c.status, ranked.c.resolved_at,
+               staff.channel_user_id, last.value, last.updated_at)
+        .join(customer, and_(customer.channel == "wecom-kf",
+                             customer.channel_user_id == ChannelCursor.key))
+        .outerjoin(ranked, and_(ranked.c.member_id == customer.member_id, ranked.c.rn == 1))
+        .outerjoin(staff, and_(staff.channel == "wecom",
+                               staff.member_id == ranked.c.assignee_id))
+        .outerjoin(last, and_(last.channel == STATE, last.key == ChannelCursor.key))
+        .where(ChannelCursor.channel == KF_OPEN)
+        .order_by(ChannelCursor.key, staff.id)
+    )
+    with sessions() as s:
+        rows = s.execute(query).all()
+    mirrored, seen = 0, set()
+    for ext, where, raw_status, resolved_at, servicer, value, value_at in rows:
+        if ext in seen:  # an assignee with several WeCom identities: the first one
+            continue
+        seen.add(ext)
+        app, _, open_kfid = (where or "").partition("|")
+        api = apis.get(app)
+        if api is None or not open_kfid:
+            continue
+        status = TicketStatus(raw_status) if raw_status is not None else None
+        mirror, wanted = _desired(status, resolved_at, servicer, value, value_at)
+        if wanted == value:
+            continue
+        code = mirror_state(api, open_kfid=open_kfid, external_userid=ext,
+                            ticket_status=mirror, servicer=servicer)
+        if code != 0:
+            log.warning("kf service_state for %s -> %s failed: %s; retried next pass",
+                        ext, wanted, code)
+            continue
+        with transaction(sessions) as s:
+            row = s.scalar(select(ChannelCursor).where(ChannelCursor.channel == STATE,
+                                                       ChannelCursor.key == ext))
+            if row is None:
+                s.add(ChannelCursor(channel=STATE, key=ext, value=wanted, updated_at=clock()))
+            else:
+                row.value, row.updated_at = wanted, clock()
+        mirrored += 1
+    return mirrored

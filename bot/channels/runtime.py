@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.config import ChannelApps, load_apps
 from bot.channels.gateway import Gateway
-from bot.channels.kf import KfSync
+from bot.channels.kf import KfSync, sync_service_states
 from bot.outbound.dispatcher import Dispatcher
 from bot.outbound.platform import PlatformApi, corp_api, oa_api
 from bot.outbound.quota import SlidingLimit
@@ -21,7 +22,7 @@ from bot.outbound.senders import KfSender, OACustomSender, RobotSender, WebhookS
 from bot.pipeline import Pipeline
 from bot.settings import Settings
 from storage.scripts import ScriptLibrary
-from storage.state import StateStore
+from storage.state import LockNotAcquired, StateStore, StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class ChannelRuntime:
     corp_apis: dict[str, PlatformApi]
     kf: dict[str, KfSync] = field(default_factory=dict)
     dispatching: bool = False
+    sessions: sessionmaker[Session] | None = None
+    state: StateStore | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _kf_thread: threading.Thread | None = None
 
     def pull_kf(self, app: str, open_kfid: str, token: str) -> Future[int] | None:
         """Pull in the background: WeCom wants its "success" within 5 s."""
@@ -45,11 +50,44 @@ class ChannelRuntime:
             return None
         return self.executor.submit(sync.pull, open_kfid, token)
 
+    def sync_kf_states(self) -> int:
+        """One pass mirroring the handoff state onto kf service_state; returns calls that took.
+
+        One worker at a time (a lock in the state store, not waited for); without the store,
+        the pass runs anyway (a duplicate call only repeats the same state).
+        """
+        if not self.corp_apis or self.sessions is None:
+            return 0
+        if self.state is None:
+            return sync_service_states(self.sessions, self.corp_apis)
+        try:
+            with self.state.lock("kf:service-state", ttl=60, wait=0):
+                return sync_service_states(self.sessions, self.corp_apis)
+        except LockNotAcquired:
+            return 0
+        except StateUnavailable:
+            return sync_service_states(self.sessions, self.corp_apis)
+
+    def _kf_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_kf_states()
+            except Exception:  # the loop must outlive one bad pass; the trace is logged
+                log.exception("kf service_state pass failed")
+            self._stop.wait(self.dispatcher.interval)
+
     def start(self) -> None:
         if self.dispatching:
             self.dispatcher.start()
+            if self.corp_apis and self.sessions is not None:
+                self._kf_thread = threading.Thread(target=self._kf_loop, name="kf-state",
+                                                   daemon=True)
+                self._kf_thread.start()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._kf_thread is not None:
+            self._kf_thread.join(10)
         self.dispatcher.stop()
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.http.close()
@@ -95,4 +133,4 @@ def build_channels(settings: Settings, *, sessions: sessionmaker[Session], state
     if dispatching is None:
         dispatching = bool(oa or kf_senders or groups)
     return ChannelRuntime(apps, gateway, executor, http, dispatcher, corp_apis, kf,
-                          dispatching)
+                          dispatching, sessions, state)
