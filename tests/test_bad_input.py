@@ -154,3 +154,22 @@ def test_database_outage_is_a_clear_503(
     assert r.headers["retry-after"]
     assert "Traceback" not in r.text
     dead.dispose()
+
+
+def test_hostile_text_is_stored_verbatim_and_harms_nothing(
+    client: TestClient, database_url: str
+) -> None:
+    """P13: SQL and markup in a message or a name are data, bound as parameters."""
+    from tests.conftest import login  # noqa: PLC0415
+
+    hostile = "'; DROP TABLE tickets;-- <script>alert(1)</script>"
+    r = client.post("/api/v1/messages", json={
+        **GOOD, "msg_id": "p13", "text": hostile, "sender_name": "<img src=x onerror=alert(1)>",
+    })
+    assert r.status_code == 200
+    rows = client.get("/api/v1/circles/demo-family/messages",
+                      headers=login(client, "demo-agent")).json()
+    assert any(m["text"] == hostile for m in rows)
+    assert _messages(database_url) >= 1  # the messages table is still there ...
+    tickets = client.get("/api/v1/tickets", headers=login(client, "demo-agent"))
+    assert tickets.status_code == 200  # ... and so is the tickets table
