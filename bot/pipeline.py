@@ -8,7 +8,6 @@ on (channel, channel message id) makes a retry answer from the first result.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,11 +35,10 @@ from storage.models import Circle, Message, Ticket
 from storage.pii import find_pii, mask
 from storage.scripts import Action, ScriptLibrary
 from storage.state import LockNotAcquired, StateStore, StateUnavailable
+from storage.text import strip_controls
 
 log = logging.getLogger(__name__)
 
-# C0 controls (but tab/newline) and DEL: PostgreSQL refuses NUL, and none of them is content.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DIALOG_BREAKOUT = 0.85  # a confident, different intent interrupts a pending form
 PII_WARN_KINDS = ("id_card", "bank_card")
 
@@ -166,7 +164,7 @@ class Pipeline:
             return speaking.Decision(False, speaking.Why.GRACE), result
         result = self._act(turn, pending, risk)
         if not turn.inbound.private:
-            result.replies.extend(self._pii_warning(turn, result.replies))
+            result.replies.extend(self._pii_warning(turn))
         return decision, result
 
     def _act(self, turn: Turn, pending: dict[str, str] | None, risk: Risk) -> actions.Result:
@@ -229,13 +227,16 @@ class Pipeline:
             if name in self.scripts.intents and name != OUT_OF_SCOPE
         ][:2]
         actions.remember(turn, {"kind": "clarify"})
-        return actions.Result([turn.say("fallback.clarify", options="，还是".join(options))])
+        return actions.Result(
+            [turn.say("fallback.clarify", options=turn.label("joiners", "or").join(options))]
+        )
 
-    def _pii_warning(self, turn: Turn, said: list[Reply]) -> list[Reply]:
+    def _pii_warning(self, turn: Turn) -> list[Reply]:
+        """The one place that advises withdrawing an ID or bank number posted in a group."""
         kinds = sorted({m.kind for m in find_pii(turn.inbound.text) if m.kind in PII_WARN_KINDS})
-        if not kinds or any(r.script_id == "privacy.pii_withdraw" for r in said):
-            return []  # the form already asked for it to be withdrawn
-        labels = "、".join(turn.label("pii_kind", k) for k in kinds)
+        if not kinds:
+            return []
+        labels = turn.label("joiners", "and").join(turn.label("pii_kind", k) for k in kinds)
         return [turn.say("privacy.pii_withdraw", to=turn.speaker.member_id, pii_kinds=labels)]
 
     @property
@@ -416,4 +417,4 @@ def _persist_outbound(
 
 def _storable(text: str) -> str:
     """What may be written: masked, without control characters."""
-    return mask(_CONTROLS.sub("", text))
+    return mask(strip_controls(text))

@@ -12,7 +12,8 @@ from bot.messages import InboundMessage, Reply
 from bot.nlu.engine import Parse
 from bot.settings import Settings
 from circles.membership import Speaker
-from storage.models import Circle, Member, Message
+from escalation.notify import display_name
+from storage.models import Circle, Message
 from storage.scripts import ScriptLibrary
 from storage.state import StateStore
 
@@ -32,7 +33,6 @@ class Turn:
 
     def variables(self, **extra: Any) -> dict[str, Any]:
         customer = self.circle.customer
-        agent = self.session.get(Member, self.circle.agent_id) if self.circle.agent_id else None
         honorific = (
             customer.honorific
             if self.speaker.is_holder and customer
@@ -40,7 +40,9 @@ class Turn:
         )
         return {
             "bot_name": self.settings.bot_name,
-            "agent_name": agent.display_name if agent else self.scripts.default("agent_name"),
+            "agent_name": display_name(
+                self.session, self.circle.agent_id, self.scripts.default("agent_name")
+            ),
             "customer_name": customer.name if customer else "",
             "honorific": honorific,
             "speaker_name": self.speaker.display_name,

@@ -135,11 +135,11 @@ class ChangeBankAccountForm(ShortForm):
 
     def validate_new_bank_card(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> Slots:
-        """A Luhn-valid card, sent privately; posted in the group it is neither kept nor used."""
+        """A Luhn-valid card, sent privately; posted in the group it is neither kept nor used
+        (the question is asked again, privately; the pipeline advises withdrawing it)."""
         masked = v.bank_card(str(value))
         if masked and not self.private(tracker):
-            return self.reject("new_bank_card", dispatcher, "privacy.pii_withdraw",
-                               private=True, labels={"pii_kinds": ["pii_kind", "bank_card"]})
+            return self.reject("new_bank_card", dispatcher)
         if masked:
             return {"new_bank_card": masked}
         reason = "form.bank_card_invalid" if v.looks_like_card(self.text(tracker)) else None

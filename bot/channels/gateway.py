@@ -22,6 +22,7 @@ from bot.channels.wxmessage import MEDIA_KINDS, TEXT_KINDS, WxMessage
 from bot.messages import InboundMessage, Outcome
 from bot.pipeline import Pipeline
 from bot.settings import Settings
+from escalation.notify import display_name
 from storage.db import transaction
 from storage.scripts import ScriptLibrary
 from storage.state import StateStore, StateUnavailable
@@ -66,7 +67,8 @@ class Gateway:
             return self._event(wx, channel)
         with transaction(self.sessions) as s:
             bound = inbound.resolve_sender(s, identities, wx.from_user)
-            agent = inbound.agent_name(s, bound, "") if bound else ""
+            agent = display_name(s, bound.agent_id if bound else None,
+                                 self.scripts.default("agent_name"))
         if bound is None:
             return self._once(channel, wx, "onboarding.unknown_sender")
         if wx.kind in TEXT_KINDS and wx.text.strip():

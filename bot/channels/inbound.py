@@ -53,11 +53,6 @@ def resolve_sender(s: Session, channels: Sequence[str], user_id: str) -> Bound |
     return Bound(member_id, row[0], row[1], row[2], row[3])
 
 
-def agent_name(s: Session, bound: Bound, fallback: str) -> str:
-    agent = s.get(Member, bound.agent_id) if bound.agent_id else None
-    return agent.display_name if agent else fallback
-
-
 def record_media(
     s: Session, *, channel: str, msg_id: str, bound: Bound, kind: str, detail: str,
     reply: str, script_id: str, script_version: int, now: datetime,

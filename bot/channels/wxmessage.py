@@ -9,7 +9,7 @@ from wechatpy import parse_message
 from wechatpy.enterprise import parse_message as parse_corp_message
 
 from bot.channels.wxcrypto import PARSE_ERRORS, xml_invalid
-from bot.channels.xmlsafe import strip_controls
+from storage.text import strip_controls
 
 TEXT_KINDS = frozenset({"text", "voice"})
 MEDIA_KINDS = frozenset({"image", "location", "link", "video", "shortvideo", "file"})

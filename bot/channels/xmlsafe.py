@@ -6,13 +6,10 @@ import re
 
 from wechatpy.replies import TextReply
 
+from storage.text import strip_controls
+
 # Everything XML 1.0 forbids below 0x20 except tab, LF and CR; WeChat itself sends \x1d.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def strip_controls(text: str) -> str:
-    return _CONTROLS.sub("", text)
 
 
 def strip_control_bytes(body: bytes) -> bytes:
