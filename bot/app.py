@@ -37,7 +37,7 @@ def create_app(
     settings: Settings | None = None, *, nlu_engine: IntentEngine | None = None
 ) -> FastAPI:
     settings = settings or Settings()
-    load_apps(settings)  # a bad EncodingAESKey or empty token refuses to start (G18)
+    load_apps(settings)  # a bad EncodingAESKey or empty token refuses to start
     logmask.install()
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""Demo data (DESIGN.md): the 王建国 family circle, seeded idempotently on every start."""
+"""Demo data (docs/architecture.md): the 王建国 family circle, seeded idempotently."""
 
 from __future__ import annotations
 

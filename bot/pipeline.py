@@ -1,4 +1,5 @@
-"""The pipeline: one inbound message, end to end, in the order of DESIGN.md's flow.
+"""The pipeline: one inbound message, end to end, in the order of the flow in
+docs/architecture.md.
 
 Everything a message causes (its row, the replies, a ticket, notices to other circles) is
 written in one transaction that commits before anyone is answered; the database's unique key

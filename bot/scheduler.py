@@ -3,16 +3,17 @@
 Never one APScheduler job per follow-up (APScheduler 3 drops missed date jobs, and deletes
 pending jobs whose function was renamed): the outbox and the tickets' deadlines are the record,
 and each tick reads what is due from them. The one job lives in a MemoryJobStore and calls our
-code directly, so nothing about it is persisted and a restart or a rename loses nothing (S1,
-S6). The first tick runs at start, so what fell due while the process was down goes out at
-once; APScheduler's misfire handling never decides whether a follow-up is sent.
+code directly, so nothing about it is persisted and a restart or a rename loses nothing (see
+docs/reliability.md, "APScheduler"). The first tick runs at start, so what fell due while
+the process was down goes out at once; APScheduler's misfire handling never decides
+whether a follow-up is sent.
 
-Clock jumps (S10): APScheduler 3 sleeps until the next run time by the wall clock, so a clock
+Clock jumps: APScheduler 3 sleeps until the next run time by the wall clock, so a clock
 set back 2 h would stall the scan for 2 h. Our scheduler wakes at least once an interval and
 pulls the job in when its next run lies implausibly far ahead. The outbox decides what is
 sent, so a jump either way sends nothing twice.
 
-Liveness (S12): every successful tick is stamped (`last_tick`, and the Prometheus gauge
+Liveness: every successful tick is stamped (`last_tick`, and the Prometheus gauge
 `corecircle_scheduler_last_tick_seconds`); a tick that raises is logged (masked by the log
 record factory) and counted, and the next tick runs as usual. `GET /readyz` reports the
 scheduler stale when its last successful tick is older than `stale_after` (3 intervals, at
@@ -112,7 +113,7 @@ class EscalationScheduler:
         self.last_error: str | None = None
         self.errors = 0
         # Only a memory store: a persistent store would pickle a reference to the function and
-        # delete the job when that reference no longer resolves (S6).
+        # delete the job when that reference no longer resolves.
         self.scheduler = _JumpSafeScheduler(
             max_wait=self.interval,
             timezone=UTC,

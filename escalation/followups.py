@@ -5,7 +5,7 @@ claimed row whose lease ran out), and marked sent by an UPDATE fenced on the cla
 the same transaction that queues its outbound messages. A claimer whose lease was taken over
 writes nothing. The unique dedupe_key stops the same promise from being enqueued twice.
 
-Lateness (S10/S11): a row found due later than it should be (the process was down, the clock
+Lateness: a row found due later than it should be (the process was down, the clock
 jumped, a backlog after an outage) is still sent once while it is at most `stale_after` late;
 beyond that it is marked stale, nothing goes to the customer, and the agent and supervisor are
 told through the support circle so a human contacts the customer. Due rows are claimed oldest

@@ -59,7 +59,8 @@ def pg_server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_server_url() -> str:
-    url = REDIS_URL.rsplit("/", 1)[0] + "/15"  # a db of its own, flushed per test
+    # A db of its own, flushed per test; CORECIRCLE_TEST_REDIS_DB lets parallel runs use others.
+    url = REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("CORECIRCLE_TEST_REDIS_DB", "15")
     try:
         redis.Redis.from_url(url, socket_timeout=1).ping()
     except redis.ConnectionError as exc:

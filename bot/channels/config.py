@@ -1,4 +1,5 @@
-"""Channel app configuration, validated before the service starts (G18)."""
+"""Channel app configuration, validated before the service starts: a
+bad EncodingAESKey or an empty token refuses to start (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class ChannelApp:
     secret: str | None = None
     mode: Mode = Mode.PLAIN
 
-    def __repr__(self) -> str:  # never print the token, key or secret (A13)
+    def __repr__(self) -> str:  # never print the token, key or secret, not even in an error
         return f"ChannelApp(name={self.name!r}, app_id={self.app_id!r}, mode={self.mode})"
 
 

@@ -1,6 +1,6 @@
 """From one verified WeChat/WeCom message to the text of the passive reply (or none).
 
-Thin and symmetric (STYLE.md habit 3): WxMessage -> InboundMessage -> pipeline -> the replies
+Thin and symmetric: WxMessage -> InboundMessage -> pipeline -> the replies
 for this user. Unknown senders get the onboarding script and nothing is stored about anyone.
 """
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 SEEN_TTL = 2 * 24 * 3600.0  # WeChat retries within 15 s; events are remembered for two days
 PASSIVE_MAX_BYTES = 2048  # longer answers go through the outbox, split into parts
 
-# Events answered "success" and nothing else (P11): the customer did not ask us anything.
+# Events answered "success" and nothing else: the customer did not ask us anything.
 SILENT_EVENTS = frozenset({
     "unsubscribe",
     "view", "view_miniprogram",  # a menu link opened: the customer has already left for it

@@ -279,6 +279,6 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self.dispatch_once()
-            except Exception:  # the loop must outlive one bad pass (S12); the trace is logged
+            except Exception:  # the loop must outlive one bad pass; the trace is logged
                 log.exception("outbox pass failed")
             self._stop.wait(self.interval)
