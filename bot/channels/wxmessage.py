@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wechatpy import parse_message
-from wechatpy.enterprise import parse_message as parse_corp_message
+import xmltodict
 
 from bot.channels.wxcrypto import PARSE_ERRORS, xml_invalid
 from storage.text import strip_controls
@@ -48,13 +47,19 @@ def _str(data: dict[str, Any], key: str, *, required: bool = False) -> str:
     return strip_controls(value)
 
 
-def parse(xml: str, *, corp: bool = False) -> WxMessage:
-    """Parse decrypted/plain XML; every failure becomes 400 WX_XML_INVALID."""
+def parse(xml: str) -> WxMessage:
+    """Parse decrypted/plain XML; every failure becomes 400 WX_XML_INVALID.
+
+    We read the XML as WeChat sent it (xmltodict, entities disabled, as wechatpy does) rather
+    than through wechatpy's message classes, which rewrite some events: a follow by scanning a
+    QR code arrives as Event=subscribe with EventKey=qrscene_..., and wechatpy renames it
+    `subscribe_scan`. WeCom and the OA share the fields we read."""
     try:
-        msg = (parse_corp_message if corp else parse_message)(strip_controls(xml))
-        if msg is None:
+        if not xml:
             raise ValueError("empty message")
-        data: dict[str, Any] = msg._data
+        data = xmltodict.parse(strip_controls(xml))["xml"]
+        if not isinstance(data, dict):
+            raise TypeError("<xml> holds no elements")
         kind = _str(data, "MsgType", required=True).lower()
         msg_id = _str(data, "MsgId") or _str(data, "MsgID")
         try:

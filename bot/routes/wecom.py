@@ -43,7 +43,7 @@ async def callback(request: Request, app: str, svc: ServicesDep, *, msg_signatur
     cipher = envelope_cipher(cfg, await request.body(), msg_signature=msg_signature,
                              timestamp=timestamp or "", nonce=nonce or "")
     check_fresh(timestamp or "", svc.settings.wechat_ts_window)
-    wx = parse(decrypt(cfg, cipher, corp=True), corp=True)
+    wx = parse(decrypt(cfg, cipher, corp=True))
     remember_nonce(svc, f"wecom:{app}", timestamp or "", nonce or "")
     if wx.kind == "event" and wx.event == "kf_msg_or_event":
         svc.channels.pull_kf(app, wx.open_kfid, wx.kf_token)

@@ -67,6 +67,13 @@ def test_g9_two_users_same_second_are_both_welcomed(wx: TestClient) -> None:
     assert "欢迎关注" in b["Content"]
 
 
+def test_following_by_qr_code_is_welcomed_like_any_follow(wx: TestClient) -> None:
+    """A follow by scanning a QR code carries EventKey=qrscene_<scene>: still a welcome."""
+    scan = _post(wx, event_xml("subscribe", from_user="o-scan", create_time=1700000005,
+                               key="qrscene_agent-li-na"))
+    assert "欢迎关注" in scan["Content"]
+
+
 def test_unsubscribe_is_silent(wx: TestClient) -> None:
     query, body = safe_request(event_xml("unsubscribe", create_time=1700000003))
     assert wx.post("/wechat/demo", params=query, content=body).text == "success"
