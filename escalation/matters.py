@@ -60,7 +60,7 @@ def _holder(parent: Circle) -> str | None:
     return None
 
 
-def _active_matters(ticket_id: int) -> Select[tuple[Matter]]:
+def _active_matters(ticket_id: int) -> Select[Matter]:
     return (
         select(Matter)
         .join(Circle, Circle.id == Matter.circle_id)

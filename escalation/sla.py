@@ -64,13 +64,14 @@ class Rung:
 
 
 def _due_rungs(ticket: Ticket, now: datetime) -> list[Rung]:
-    rungs: list[Rung] = []
+    deadlines: list[tuple[str, str, datetime | None]] = []
     if ticket.first_response_at is None:
-        rungs += [Rung("first_response", "half", ticket.first_response_remind_at),
-                  Rung("first_response", "breach", ticket.first_response_due)]  # type: ignore[arg-type]
-    rungs += [Rung("resolve", "half", ticket.resolve_remind_at),
-              Rung("resolve", "breach", ticket.resolve_due)]  # type: ignore[arg-type]
-    return [r for r in rungs if r.due is not None and r.due <= now]
+        deadlines += [("first_response", "half", ticket.first_response_remind_at),
+                      ("first_response", "breach", ticket.first_response_due)]
+    deadlines += [("resolve", "half", ticket.resolve_remind_at),
+                  ("resolve", "breach", ticket.resolve_due)]
+    return [Rung(clock, step, due) for clock, step, due in deadlines
+            if due is not None and due <= now]
 
 
 def scan(session: Session, scripts: ScriptLibrary, *, now: datetime) -> list[tuple[int, str]]:

@@ -129,7 +129,8 @@ class KfSync:
         if item.get("origin") != CUSTOMER_ORIGIN or item.get("msgtype") != "text":
             return 0
         ext = str(item.get("external_userid") or "")
-        text = str((item.get("text") or {}).get("content") or "")  # type: ignore[union-attr]
+        body = item.get("text")
+        text = str(body.get("content") or "") if isinstance(body, dict) else ""
         with transaction(self.sessions) as s:
             bound = resolve_sender(s, ["wecom-kf", "wecom"], ext)
             if bound is not None:

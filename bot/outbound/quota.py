@@ -58,7 +58,8 @@ class SlidingLimit:
             paused = self.state.get_json(f"rate:{key}:pause")
             if paused is not None and float(paused) > now:
                 return max(0.01, float(paused) - now)
-            log = [t for t in (self.state.get_json(f"rate:{key}") or []) if t > now - self.period]
+            log = [float(t) for t in (self.state.get_json(f"rate:{key}") or [])
+                   if float(t) > now - self.period]
             if len(log) >= self.limit:
                 return max(0.01, log[0] + self.period - now)
             log.append(now)

@@ -12,7 +12,8 @@ def _label(i: int, n: int) -> str:
 
 def _cut(text: str, budget: int) -> list[str]:
     parts: list[str] = []
-    current, size = [], 0
+    current: list[str] = []
+    size = 0
     for ch in text:
         width = len(ch.encode())
         if size + width > budget:
