@@ -32,7 +32,7 @@ def _now() -> datetime:
 def list_summaries(
     svc: ServicesDep, who: StaffDep,
     circle: Annotated[str | None, Query(description="a core circle's chat id")] = None,
-    date: DateQuery = None,  # noqa: A002 - the documented query parameter
+    date: DateQuery = None,
     chat_id: Annotated[str | None, Query(description="the same as `circle`")] = None,
 ) -> list[dict[str, Any]]:
     """The day summary of each visible core circle (or the one named), with the summaries of
