@@ -151,6 +151,12 @@ class Facts:
         return not (self.asks or self.tickets or self.promises or self.mood.tense)
 
 
+def is_complaint(t: TicketFacts) -> bool:
+    """A complaint alert: opened for complaint risk, as a complaint, or with a threat word."""
+    return (t.reason == "complaint_risk" or t.intent == "complaint"
+            or any(r.startswith("lexicon:") for r in t.risk))
+
+
 def day_span(day: date) -> tuple[datetime, datetime]:
     """The Asia/Shanghai day as a [start, end) pair of aware datetimes."""
     start = datetime.combine(day, time(0), tzinfo=SHANGHAI)
@@ -255,7 +261,7 @@ def _tickets(session: Session, circle: Circle, start: datetime, end: datetime) -
         select(Ticket).where(
             Ticket.circle_id == circle.id, Ticket.created_at < end,
             (Ticket.created_at >= start) | Ticket.resolved_at.is_(None)
-            | (Ticket.resolved_at >= start),
+            | (Ticket.resolved_at >= start) | (Ticket.rated_at >= start),
         ).order_by(Ticket.id)
     )
     return [ticket_facts(t, end) for t in rows]
@@ -352,9 +358,7 @@ def _mood(
         positive = positive or any(w in m.text for w in POSITIVE_WORDS)
         run = 1 if any(last < t <= m.created_at for t in answered) else run + 1
         longest, last = max(longest, run), m.created_at
-    complaint = sum(1 for t in tickets if start <= t.created_at < end
-                    and (t.reason == "complaint_risk" or t.intent == "complaint"
-                         or any(r.startswith("lexicon:") for r in t.risk)))
+    complaint = sum(1 for t in tickets if start <= t.created_at < end and is_complaint(t))
     return Mood(tuple(dict.fromkeys(w for w in words if w in LEXICON)), bangs, longest,
                 tuple(dict.fromkeys(negative)), positive, complaint)
 
