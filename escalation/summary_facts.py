@@ -309,6 +309,11 @@ def _promises(
         )
     ))
     resolved = {t.id: t.resolved_at for t in tickets}
+    wanted = {f.ticket_id for f in rows if f.ticket_id is not None} - set(resolved)
+    if wanted:  # a promise's ticket resolved before the span began
+        resolved |= {tid: at if at is not None and at < end else None
+                     for tid, at in session.execute(
+                         select(Ticket.id, Ticket.resolved_at).where(Ticket.id.in_(wanted)))}
     out: list[PromiseFacts] = []
     for f in rows:
         kept_at = _kept_at(f, later_staff, resolved)
