@@ -2,9 +2,9 @@
 attention first, sent once per support circle per day.
 
 Runs from the periodic scan (escalation/jobs.py): from 18:00 Asia/Shanghai until midnight,
-each support circle without a digest for the day gets one. A `digest_sends` row with a unique
-key is written in the same transaction as the queued message, so two schedulers, a retried
-tick or a restart send it once. The same run stores the day summaries it read (provisional)
+each support circle without a digest for the day gets one (no message when all its circles
+were quiet). A `digest_sends` row with a unique key is written in the same transaction as the
+queued message, so two schedulers, a retried tick or a restart send it once. The same run stores the day summaries it read (provisional)
 and completes yesterday's.
 """
 
@@ -73,7 +73,9 @@ def run(sessions: sessionmaker[Session], scripts: ScriptLibrary, *, now: datetim
 def send(
     session: Session, scripts: ScriptLibrary, support: Circle, day: date, *, now: datetime
 ) -> bool:
-    """Queue the digest unless it is already on record; False when someone else sent it."""
+    """Queue the digest unless it is already on record; False when someone else sent it, or
+    when none of the agent's circles had anything to report (the day is on record all the
+    same, with no message: a quiet day is not worth a message to a busy team)."""
     try:
         with session.begin_nested():
             record = DigestSend(dedupe_key=digest_key(support.id, day), circle_id=support.id,
@@ -82,6 +84,8 @@ def send(
     except IntegrityError:
         return False
     text = compose(session, scripts, support, day, now=now)
+    if text is None:
+        return False
     script = Rendered(text, "digest.head", scripts.scripts["digest.head"].version)
     record.message_id = queue(session, support, text, now=now, script=script).id
     return True
@@ -89,8 +93,9 @@ def send(
 
 def compose(
     session: Session, scripts: ScriptLibrary, support: Circle, day: date, *, now: datetime
-) -> str:
-    """A few lines: the circles needing attention first, then the others' activity."""
+) -> str | None:
+    """A few lines: the circles needing attention first, then the others' activity; None when
+    every circle was quiet."""
     circles = list(session.scalars(
         select(Circle).where(Circle.kind == CircleKind.CORE, Circle.status == CircleStatus.ACTIVE,
                              Circle.agent_id == support.agent_id).order_by(Circle.id)
@@ -118,11 +123,11 @@ def compose(
             lines.append(say("digest.activity", circle_name=circle.name, count=f.get("asks", 0),
                              settled=f.get("bot_settled", 0),
                              handoffs=len(f.get("handoffs") or [])))
+    if not named:
+        return None
     if len(named) > MAX_LINES:
         lines.append(say("digest.more", count=len(named) - MAX_LINES))
-    if not named:
-        lines.append(say("digest.all_quiet"))
-    elif quiet:
+    if quiet:
         lines.append(say("digest.quiet_rest", count=quiet))
     return "\n".join(lines)
 

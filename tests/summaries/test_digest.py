@@ -54,9 +54,11 @@ def test_the_digest_goes_once_at_18_and_names_the_troubled_circle_first(day: Day
         "⚠ 王建国家庭服务群：1个承诺逾期\n"
         "其余1个客户群今天没有新动态。"
     ]
-    assert _digests(day.app, "support-b") == [
-        "【今日服务小结】2026年3月3日，陈晨名下1个客户群：\n今天各客户群都没有新动态。"
-    ]
+    assert _digests(day.app, "support-b") == [], "陈晨's only family was quiet: no message"
+    with sessions_of(day.app)() as s:
+        quiet = s.scalar(select(DigestSend).where(DigestSend.dedupe_key.like("%:2026-03-03")
+                                                  & DigestSend.message_id.is_(None)))
+        assert quiet is not None, "... but the day is on record, so it is not looked at again"
     day.later(seconds=15).tick()
     tick(day.svc.sessions, day.svc.scripts, EscalationPolicy(), now=day.clock.now,
          owner="second-scheduler")
@@ -72,8 +74,12 @@ def test_the_digest_goes_once_at_18_and_names_the_troubled_circle_first(day: Day
 def test_a_restarted_app_on_the_same_database_does_not_send_it_again(
     day: Day, make_client: Callable[..., TestClient], database_url: str,
 ) -> None:
+    day.at(9).say("demo-customer", "下次保费什么时候交", at_bot=True)
     day.at(18, 0).tick()
-    assert len(_digests(day.app, "demo-support")) == 1
+    assert _digests(day.app, "demo-support") == [
+        "【今日服务小结】2026年3月3日，李娜名下1个客户群：\n"
+        "王建国家庭服务群：提问1次，助手解答1次，转人工0件"
+    ]
     again = make_client(database_url=database_url, scheduler_enabled=False)
     svc = again.app.state.services  # type: ignore[attr-defined]
     assert digest.run(svc.sessions, svc.scripts, now=day.clock.now) == []
