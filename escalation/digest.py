@@ -4,8 +4,8 @@ attention first, sent once per support circle per day.
 Runs from the periodic scan (escalation/jobs.py): from 18:00 Asia/Shanghai until midnight,
 each support circle without a digest for the day gets one (no message when all its circles
 were quiet). A `digest_sends` row with a unique key is written in the same transaction as the
-queued message, so two schedulers, a retried tick or a restart send it once. The same run stores the day summaries it read (provisional)
-and completes yesterday's.
+queued message, so two schedulers, a retried tick or a restart send it once. The same run
+stores the day summaries it read (provisional) and completes yesterday's.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def _count(
     for ask in facts.asks:
         for b in into(ask.at):
             b.asks += 1
-            b.contained += ask.outcome == AskOutcome.SETTLED
+            b.contained += ask.outcome in (AskOutcome.SETTLED, AskOutcome.DECLINED)
     for t in facts.tickets:
         _ticket(t, into, inside)
     for p in facts.promises:

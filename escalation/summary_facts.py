@@ -32,11 +32,13 @@ REPEAT_ASKS = 3  # the same question this often within REPEAT_WINDOW: tell them 
 POSITIVE_WORDS = ("谢谢", "感谢", "辛苦了", "满意", "太好了", "点赞")
 NEGATIVE_WORDS = ("着急", "急死", "失望", "不满", "生气", "太慢", "怎么还没", "还没好", "到底",
                   "敷衍", "没人管", "没人理")  # fmt: skip
+HOLDER_PROMPT = "privacy.holder_authorize_prompt"
 _SCRIPT_NOT_AN_ANSWER = ("fallback.", "error.", "rating.", "privacy.pii_withdraw", "form.")
 
 
 class AskOutcome(StrEnum):
     SETTLED = "settled"  # the bot answered it from a script
+    DECLINED = "declined"  # policy data asked by a member the holder has not authorized
     ESCALATED = "escalated"  # it opened a ticket
     CLARIFIED = "clarified"  # the bot asked what was meant, and no more
     HUMAN = "human"  # no bot answer, but a staff member spoke in the circle afterwards
@@ -59,6 +61,7 @@ class Ask:
     intent: str
     quote: str
     outcome: AskOutcome
+    holder_asked: str | None = None  # declined: the holder the bot privately asked to authorize
 
 
 @dataclass(frozen=True)
@@ -211,14 +214,17 @@ def _asks(
         return []
     ids = [m.id for m in msgs]
     replies: dict[int, list[str]] = defaultdict(list)
-    for reply_to, script_id in session.execute(
-        select(Message.reply_to_id, Message.script_id).where(
+    holder_asked: dict[int, str] = {}
+    for reply_to, script_id, recipient in session.execute(
+        select(Message.reply_to_id, Message.script_id, Message.recipient_id).where(
             Message.reply_to_id.in_(ids), Message.direction == Direction.OUT,
             Message.status != Delivery.CANCELLED,
         )
     ):
         if reply_to is not None:
             replies[reply_to].append(script_id or "")
+            if script_id == HOLDER_PROMPT and recipient:
+                holder_asked[reply_to] = recipient
     ticketed = set(session.scalars(select(Ticket.source_message_id)
                                    .where(Ticket.source_message_id.in_(ids))))
     asks: list[Ask] = []
@@ -231,6 +237,8 @@ def _asks(
             continue
         if m.id in ticketed:
             outcome = AskOutcome.ESCALATED
+        elif any(s.endswith(".not_authorized") for s in scripts):
+            outcome = AskOutcome.DECLINED
         elif any(_answers(s) for s in scripts):
             outcome = AskOutcome.SETTLED
         elif scripts:
@@ -241,7 +249,7 @@ def _asks(
             outcome = AskOutcome.UNANSWERED
         speaker = m.sender_id or ""
         asks.append(Ask(m.id, m.created_at, speaker, names.get(speaker, m.sender_name or ""),
-                        intent, quote(m.text), outcome))
+                        intent, quote(m.text), outcome, holder_asked.get(m.id)))
     return asks
 
 

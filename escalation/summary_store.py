@@ -169,6 +169,7 @@ def day_figures(facts: Facts) -> dict[str, Any]:
         "asked": [{"message_id": a.message_id, "speaker": a.speaker_name, "intent": a.intent,
                    "quote": a.quote, "outcome": a.outcome.value} for a in facts.asks],
         "bot_settled": len(facts.asks_by(AskOutcome.SETTLED)),
+        "declined": len(facts.asks_by(AskOutcome.DECLINED)),
         "escalated": len(facts.asks_by(AskOutcome.ESCALATED)),
         "clarified": len(facts.asks_by(AskOutcome.CLARIFIED)),
         "human_answered": len(facts.asks_by(AskOutcome.HUMAN)),

@@ -144,6 +144,13 @@ def _asked(say: _Say, facts: Facts) -> list[str]:
                        items=say.join(labels, "list")))
     else:
         out.append(say("summary.day.bot_settled_none"))
+    for a in facts.asks_by(AskOutcome.DECLINED):
+        if a.holder_asked:
+            out.append(say("summary.declined_asked_holder", speaker_name=a.speaker_name,
+                           intent_zh=say.intent(a.intent), holder_name=say.name(a.holder_asked)))
+        else:
+            out.append(say("summary.declined", speaker_name=a.speaker_name,
+                           intent_zh=say.intent(a.intent)))
     return out
 
 

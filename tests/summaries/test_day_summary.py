@@ -48,10 +48,11 @@ def test_a_day_of_questions_a_handoff_a_kept_promise_and_a_rating(day: Day) -> N
     # what was asked, in the customers' words, and who settled it
     assert [(a["speaker"], a["intent"], a["outcome"]) for a in f["asked"]] == [
         ("王建国", "premium.due", "settled"),
-        ("刘芳", "policy.list", "settled"),
+        ("刘芳", "policy.list", "declined"),
         ("王建国", "human.request", "escalated"),
     ]
-    assert (f["asks"], f["bot_settled"], f["escalated"], f["unanswered"]) == (3, 2, 1, 0)
+    assert (f["asks"], f["bot_settled"], f["declined"], f["escalated"], f["unanswered"]) == (
+        3, 1, 1, 1, 0)
     # the handoff and how fast: 09:10 -> 09:30 first response, resolved 14:10
     assert f["handoffs"] == [{
         "ticket_id": ticket_id, "intent": "human.request", "reason": "intent",
@@ -71,7 +72,8 @@ def test_a_day_of_questions_a_handoff_a_kept_promise_and_a_rating(day: Day) -> N
         "今天客户提问3次：王建国问续期保费的缴费日期与金额（“下次保费什么时候交”）；"
         "刘芳问我的保单与保障查询（“我老公那份重疾险保额多少”）；"
         f"王建国问转人工或找代理人（“转人工，理赔的事找李娜，我电话{MASKED}”）。",
-        "助手直接解答2次（续期保费的缴费日期与金额、我的保单与保障查询）。",
+        "助手直接解答1次（续期保费的缴费日期与金额）。",
+        "刘芳问我的保单与保障查询，未获保单持有人授权，助手没有透露，已私信询问王建国是否授权。",
         f"转人工1件：#{ticket_id}转人工或找代理人，20分钟首次响应（未超时），5小时解决（未超时）。",
         f"承诺1个：李娜答应“{PROMISE}”（3月3日 15:00前），已按时兑现。",
         "客户情绪平稳。",
