@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from escalation.risk import LEXICON, UNANSWERED, assess
 from storage.enums import Delivery, Direction, FollowUpKind, FollowUpStatus, Role, TicketStatus
+from storage.errors import BadRequest
 from storage.formats import SHANGHAI
 from storage.models import Circle, CircleMember, FollowUp, Member, Message, Ticket
 from storage.pii import mask
 
 QUOTE_CHARS = 30
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # days a summary may be asked for
 # Intents that are not a question to settle: greetings, thanks, family chatter.
 NOT_ASKS = frozenset({"out_of_scope", "chitchat.greet", "chitchat.thanks"})
 CUSTOMER_SIDE = (Role.CUSTOMER, Role.FAMILY)
@@ -162,6 +164,9 @@ def is_complaint(t: TicketFacts) -> bool:
 
 def day_span(day: date) -> tuple[datetime, datetime]:
     """The Asia/Shanghai day as a [start, end) pair of aware datetimes."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(f"{day.isoformat()} is out of range ({FIRST_DAY} to {LAST_DAY})",
+                         code="DATE_OUT_OF_RANGE")
     start = datetime.combine(day, time(0), tzinfo=SHANGHAI)
     return start, start + timedelta(days=1)
 

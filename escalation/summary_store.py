@@ -270,6 +270,8 @@ def for_ticket(
 
 
 def check_range(start: date, end: date) -> None:
+    day_span(start)  # each day within the supported years
+    day_span(end)
     if end < start:
         raise BadRequest("`to` is before `from`", code="RANGE_INVERTED")
     if (end - start).days + 1 > MAX_RANGE_DAYS:

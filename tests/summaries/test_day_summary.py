@@ -158,6 +158,13 @@ def test_summaries_follow_who_may_see_the_circle_and_refuse_bad_dates(day: Day) 
     future = day.get("/api/v1/summaries", circle="demo-family", date="2026-03-05")
     assert (future.status_code, future.json()["error"]["code"]) == (400, "SUMMARY_DATE_FUTURE")
     assert day.get("/api/v1/summaries", date="2026-13-01").status_code == 422
+    for params in ({"date": "9999-12-31"}, {"date": "0001-01-01"}):
+        far = day.get("/api/v1/summaries", **params)
+        assert (far.status_code, far.json()["error"]["code"]) == (400, "DATE_OUT_OF_RANGE")
+    ancient = day.get("/api/v1/summaries/export.csv", **{"from": "0001-01-01", "to": "0001-01-02"})
+    assert ancient.json()["error"]["code"] == "DATE_OUT_OF_RANGE"
+    last = day.get("/api/v1/reports", **{"from": "9999-12-30", "to": "9999-12-31"})
+    assert last.json()["error"]["code"] == "DATE_OUT_OF_RANGE"
     inverted = day.get("/api/v1/summaries/team", **{"from": "2026-03-03", "to": "2026-03-01"})
     assert inverted.json()["error"]["code"] == "RANGE_INVERTED"
     assert day.app.get("/api/v1/summaries").status_code == 401
@@ -180,3 +187,24 @@ def test_the_team_view_puts_the_circle_needing_attention_first(day: Day) -> None
     mine = day.get("/api/v1/summaries/team", "demo-agent",
                    **{"from": "2026-03-03", "to": "2026-03-03"})
     assert [s["circle"] for s in mine.json()] == ["demo-family"]
+
+
+def test_complaint_risk_and_an_unanswered_question_show_in_mood_and_suggestions(
+    day: Day,
+) -> None:
+    day.at(9, 10).say("demo-customer", "转人工，问下理赔", at_bot=True)
+    day.at(9, 30).say("demo-agent", "王先生您好，我看一下")
+    held = day.at(9, 40).say("demo-customer", "理赔进度怎么样了", at_bot=True)
+    assert held["replies"] == [], "the agent holds the case: the bot keeps out"
+    complaint = day.at(11).say("demo-customer", "再不给答复我就去12378投诉！！！")
+    day.at(8, 0, NEXT_MORNING)
+    f = _family_day(day)[0]["figures"]
+    lines = _family_day(day)[0]["text"].split("\n")
+    assert f["unanswered"] == 1
+    assert "有1条客户消息无人回应（如“理赔进度怎么样了”）。" in lines
+    assert f["mood"]["complaint_risk"] is True
+    assert f["mood"]["complaint_words"] == ["投诉", "12378"]
+    assert "客户有投诉风险：提到“投诉”、提到“12378”、1条消息连用感叹号。" in lines
+    assert f["suggestions"] == ["complaint", "sla_breach"]
+    assert lines[-1] == ("建议：客户有投诉倾向，建议主管尽快致电安抚；"
+                         f"工单#{complaint['ticket_id']}已超时，建议主管督办或调整分配。")
