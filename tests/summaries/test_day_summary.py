@@ -208,3 +208,17 @@ def test_complaint_risk_and_an_unanswered_question_show_in_mood_and_suggestions(
     assert f["suggestions"] == ["complaint", "sla_breach"]
     assert lines[-1] == ("建议：客户有投诉倾向，建议主管尽快致电安抚；"
                          f"工单#{complaint['ticket_id']}已超时，建议主管督办或调整分配。")
+
+
+def test_a_promise_kept_after_its_time_is_late_not_kept(day: Day) -> None:
+    day.at(9, 10).say("demo-customer", "转人工，问下理赔", at_bot=True)
+    day.at(9, 30).say("demo-agent", PROMISE)
+    day.at(15, 5).tick()
+    day.at(16).say("demo-agent", "王先生，让您久等了，理赔已经在审核了")
+    day.at(8, 0, NEXT_MORNING)
+    circle_day = _family_day(day)[0]
+    [promise] = circle_day["figures"]["promises"]
+    assert (promise["state"], promise["kept_at"]) == ("late", "2026-03-03T08:00:00+00:00")
+    assert f"承诺1个：李娜答应“{PROMISE}”（3月3日 15:00前），逾期后才兑现。" \
+        in circle_day["text"].split("\n")
+    assert "promise_overdue" not in circle_day["figures"]["suggestions"]

@@ -4,6 +4,7 @@ twice (a second scheduler, a restart), the circles that need attention first."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -13,8 +14,16 @@ from escalation.jobs import tick
 from escalation.policy import EscalationPolicy
 from storage.db import transaction
 from storage.enums import CircleKind, Role
-from storage.models import Circle, CircleMember, Customer, DigestSend, Member, Message
-from tests.summaries.conftest import Day, sessions_of
+from storage.models import (
+    Circle,
+    CircleMember,
+    Customer,
+    DigestSend,
+    Member,
+    Message,
+    ServiceSummary,
+)
+from tests.summaries.conftest import DAY, Day, at, sessions_of
 
 
 def _digests(app: TestClient, chat_id: str) -> list[str]:
@@ -91,3 +100,20 @@ def test_a_restarted_app_on_the_same_database_does_not_send_it_again(
             is False
         assert len(list(s.scalars(select(DigestSend.id)))) == 2
     assert len(_digests(day.app, "demo-support")) == 1
+
+
+def test_the_daily_run_writes_yesterdays_summaries_whole(day: Day) -> None:
+    with transaction(sessions_of(day.app)) as s:
+        for circle in s.scalars(select(Circle)):
+            circle.created_at = at(8, 0, DAY - timedelta(days=30))
+    day.at(9).say("demo-customer", "下次保费什么时候交", at_bot=True)
+    day.at(18, 0, DAY + timedelta(days=1)).tick()
+    with sessions_of(day.app)() as s:
+        stored = s.scalar(select(ServiceSummary)
+                          .join(Circle, Circle.id == ServiceSummary.circle_id)
+                          .where(ServiceSummary.key.like("day:%:2026-03-03"),
+                                 Circle.chat_id == "demo-family"))
+        assert stored is not None, "stored by the daily run, before anyone asked"
+        assert stored.complete is True
+        assert stored.as_of == at(0, 0, DAY + timedelta(days=1))
+        assert stored.figures["asks"] == 1
