@@ -3,9 +3,11 @@ twice (a second scheduler, a restart), the circles that need attention first."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -117,3 +119,24 @@ def test_the_daily_run_writes_yesterdays_summaries_whole(day: Day) -> None:
         assert stored.complete is True
         assert stored.as_of == at(0, 0, DAY + timedelta(days=1))
         assert stored.figures["asks"] == 1
+
+
+def test_two_schedulers_racing_at_18_send_one_digest(day: Day, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a real race needs a server database (SQLite serialises writers)")
+    day.at(9).say("demo-customer", "下次保费什么时候交", at_bot=True)
+    day.at(18, 0)
+    start = threading.Barrier(2)
+    results: list[list[int]] = []
+
+    def scheduler() -> None:
+        start.wait()
+        results.append(digest.run(day.svc.sessions, day.svc.scripts, now=day.clock.now))
+
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(len(r) for r in results) == [0, 1], "one of them sent it, the other nothing"
+    assert len(_digests(day.app, "demo-support")) == 1
