@@ -7,6 +7,7 @@ Texts are stored masked already and are masked again before they leave this modu
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -35,6 +36,7 @@ POSITIVE_WORDS = ("谢谢", "感谢", "辛苦了", "满意", "太好了", "点�
 NEGATIVE_WORDS = ("着急", "急死", "失望", "不满", "生气", "太慢", "怎么还没", "还没好", "到底",
                   "敷衍", "没人管", "没人理")  # fmt: skip
 HOLDER_PROMPT = "privacy.holder_authorize_prompt"
+_MENTION_RE = re.compile(r"^(?:@\S+\s+)+")  # leading "@小助手 ": an address, not the words
 _SCRIPT_NOT_AN_ANSWER = ("fallback.", "error.", "rating.", "privacy.pii_withdraw", "form.")
 
 
@@ -177,7 +179,8 @@ def local_day(moment: datetime) -> date:
 
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:
     """A short masked quote without the @mention; cut with an ellipsis."""
-    cleaned = " ".join(mask(text).replace("@小助手", "").split())
+    masked = mask(text)
+    cleaned = " ".join((_MENTION_RE.sub("", masked) or masked).split())
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
