@@ -22,6 +22,7 @@ from bot.routes import (
     messages,
     nlu,
     rasa_actions,
+    reports,
     summaries,
     tickets,
     wechat,
@@ -63,7 +64,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, rasa_actions):
+                   summaries, reports, rasa_actions):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from escalation import followups, sla
+from escalation import digest, followups, sla
 from escalation.policy import EscalationPolicy
 from storage.db import transaction
 from storage.scripts import ScriptLibrary
@@ -48,4 +48,6 @@ def tick(
     if report.sla_rungs or report.followups:
         log.info("escalation tick: %d SLA rungs, follow-ups %s", len(report.sla_rungs),
                  report.followups)
+    # -- the 18:00 digest into each support circle (once per circle per day; digest.py) ----
+    digest.run(sessions, scripts, now=now)
     return report

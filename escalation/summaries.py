@@ -1,4 +1,8 @@
-"""Service summaries for supervisors: per circle and per ticket, counts, SLA figures, excerpts."""
+"""Per-circle counts (messages, tickets, SLA figures, excerpts) over a circle's whole life.
+
+The service summaries supervisors read (prose per ticket and per circle per day, stored) live in
+escalation/summary_store.py; these counts are kept for callers that still read them.
+"""
 
 from __future__ import annotations
 

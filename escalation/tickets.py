@@ -8,7 +8,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from escalation import assignment, events, followups, handoff, matters, ratings, sla
+from escalation import (
+    assignment,
+    events,
+    followups,
+    handoff,
+    matters,
+    ratings,
+    sla,
+    summary_store,
+)
 from escalation.context import build as build_context
 from escalation.hours import BusinessCalendar
 from escalation.notify import (
@@ -177,6 +186,8 @@ def resolve(
     circle = session.get(Circle, ticket.circle_id)
     if circle is not None:
         ratings.ask(session, scripts, ticket, circle, now=now)
+    # 服务小结: the case's summary is written with its resolution, in the same transaction
+    summary_store.on_resolved(session, scripts, ticket, now=now)
     return ticket
 
 

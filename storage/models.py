@@ -349,3 +349,40 @@ class ChannelCursor(Base):
     key: Mapped[str] = mapped_column(String(128))
     value: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServiceSummary(Base):
+    """A service summary (服务小结): one per resolved ticket, one per core circle per day.
+
+    `key` is `ticket:<id>` or `day:<circle id>:<YYYY-MM-DD>` (the Asia/Shanghai day), so a
+    summary is upserted, never duplicated. `text` is the prose a supervisor reads (masked);
+    `figures` the numbers and facts behind it. `complete` is false for a day still running.
+    """
+
+    __tablename__ = "service_summaries"
+    __table_args__ = (Index("ix_service_summaries_day_circle", "day", "circle_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # ticket | day
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text, default="")
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    as_of: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DigestSend(Base):
+    """The 18:00 digest of one support circle on one day: the unique key makes it once only."""
+
+    __tablename__ = "digest_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(96), unique=True)
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"))
+    day: Mapped[date] = mapped_column(Date)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "scripts_zh"
 MIN_EXAMPLES = 40
+_CORE_FILES = ("common.yaml", "variables.yaml", "compliance.yaml")
 
 
 class Action(StrEnum):
@@ -137,8 +138,20 @@ class ScriptLibrary:
         common = _load_yaml(self.root / "common.yaml")
         for key, raw in (common.get("responses") or {}).items():
             self._add(scripts, key, _ResponseModel.model_validate(raw))
-        labels = common.get("labels") or {}
-        variables = _load_yaml(self.root / "variables.yaml").get("variables") or {}
+        labels = dict(common.get("labels") or {})
+        variables = dict(_load_yaml(self.root / "variables.yaml").get("variables") or {})
+        for path in sorted(self.root.glob("*.yaml")):
+            if path.name in _CORE_FILES:
+                continue
+            # A feature's own file (e.g. summaries.yaml): responses, labels and variables.
+            extra = _load_yaml(path)
+            for key, raw in (extra.get("responses") or {}).items():
+                self._add(scripts, key, _ResponseModel.model_validate(raw))
+            for group, values in (extra.get("labels") or {}).items():
+                if group in labels:
+                    raise ScriptError(f"{path.name}: label group {group} defined twice")
+                labels[group] = values
+            variables |= extra.get("variables") or {}
         forbidden = _load_yaml(self.root / "compliance.yaml").get("forbidden") or []
         with self._lock:
             self.intents, self.scripts, self.labels = intents, scripts, labels

@@ -76,8 +76,9 @@ def test_role_matrix_of_every_ticket_route(app: TestClient) -> None:
     assert urgent == []
     summaries = app.get("/api/v1/summaries", headers=login(app, "demo-supervisor"))
     assert summaries.status_code == 200
-    assert [c["chat_id"] for c in summaries.json()] == ["demo-family"]
-    assert summaries.json()[0]["tickets"]["total"] == 1
-    assert app.get("/api/v1/summaries", headers=agent).status_code == 403
+    assert [(c["kind"], c["circle"]) for c in summaries.json()] == [("day", "demo-family")]
+    assert summaries.json()[0]["figures"]["open_tickets"] == [mine]
+    own = app.get("/api/v1/summaries", headers=agent).json()
+    assert [c["circle"] for c in own] == ["demo-family"], "an agent reads their own circles"
     assert app.get("/api/v1/summaries").status_code == 401
     assert app.get("/api/v1/followups").status_code == 401
