@@ -1,0 +1,165 @@
+"""Page plumbing: templates, the login session cookie, CSRF, role checks that redirect."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from bot.auth import Principal, TokenSigner
+from bot.services import Services
+from bot.web import display
+from storage.enums import UserRole
+from storage.errors import AppError, Forbidden, Unauthorized
+
+WEB = Path(__file__).parent
+COOKIE = "cc_session"
+CSRF_FIELD, CSRF_HEADER = "csrf", "X-CSRF-Token"
+PAGE_PREFIXES = ("/console", "/chat")
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ROLE_ZH = {UserRole.AGENT: "顾问", UserRole.SUPERVISOR: "主管", UserRole.ADMIN: "管理员"}
+
+
+@cache
+def templates() -> Jinja2Templates:
+    env = Environment(
+        loader=FileSystemLoader(WEB / "templates"),
+        autoescape=select_autoescape(["html"]),
+        finalize=display.neutral,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters |= {"local": display.local, "countdown": display.countdown,
+                    "initial": display.initial, "span": display.span}
+    env.globals |= {"role_zh": ROLE_ZH}
+    return Jinja2Templates(env=env)
+
+
+def _svc(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+# -- the session cookie and CSRF ----------------------------------------------------------------
+def login_response(request: Request, signer: TokenSigner, who: Principal, to: str,
+                   minutes: int) -> RedirectResponse:
+    """Log in: an HttpOnly, SameSite=Lax cookie holding the signed token (role included)."""
+    response = RedirectResponse(to, status_code=303)
+    response.set_cookie(
+        COOKIE, signer.issue(who), max_age=minutes * 60, httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", path="/",
+    )
+    return response
+
+
+def logout_response() -> RedirectResponse:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def session_of(request: Request) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        return _svc(request).signer.read(token)
+    except Unauthorized:
+        return None
+
+
+def csrf_token(request: Request) -> str:
+    """Bound to this session's cookie: a form from another site cannot know it."""
+    return _svc(request).signer.mac("csrf", request.cookies.get(COOKIE, ""))
+
+
+async def check_csrf(request: Request) -> None:
+    """Every unsafe page request carries the token, as a form field or a header."""
+    if request.method not in UNSAFE:
+        return
+    given = request.headers.get(CSRF_HEADER)
+    if given is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        given = value if isinstance(value, str) else None
+    if not given or not hmac.compare_digest(given, csrf_token(request)):
+        raise Forbidden("the form is stale or came from another site; reload the page",
+                        code="CSRF_FAILED")
+
+
+class LoginRequired(Exception):
+    """No valid session: the browser goes to the login form and comes back afterwards."""
+
+    def __init__(self, back_to: str) -> None:
+        super().__init__(back_to)
+        self.back_to = back_to
+
+
+def page_roles(*roles: UserRole) -> Callable[[Request], Principal]:
+    def check(request: Request) -> Principal:
+        who = session_of(request)
+        if who is None:
+            raise LoginRequired(request.url.path + (f"?{request.url.query}"
+                                                    if request.url.query else ""))
+        if who.role not in roles:
+            raise Forbidden("this page is for another role", code="ROLE_FORBIDDEN")
+        return who
+
+    return check
+
+
+StaffPage = Annotated[
+    Principal, Depends(page_roles(UserRole.AGENT, UserRole.SUPERVISOR, UserRole.ADMIN))
+]
+SupervisorPage = Annotated[
+    Principal, Depends(page_roles(UserRole.SUPERVISOR, UserRole.ADMIN))
+]
+CsrfChecked = Depends(check_csrf)
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site: never `//evil.example` or an absolute URL."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/console/"
+    return value
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    who = session_of(request)
+    context |= {"who": who, "csrf": csrf_token(request) if who else "",
+                "path": request.url.path}
+    return templates().TemplateResponse(request, name, context, status_code=status)
+
+
+# -- errors on pages ----------------------------------------------------------------------------
+ERROR_ZH = {
+    "ROLE_FORBIDDEN": "您的账号没有这个页面的权限。",
+    "TICKET_FORBIDDEN": "这张工单属于其他团队，您无权查看。",
+    "CIRCLE_FORBIDDEN": "这个群属于其他团队，您无权查看。",
+    "CSRF_FAILED": "页面已过期，请刷新后重试。",
+    "TICKET_NOT_FOUND": "没有这张工单。",
+    "CIRCLE_UNKNOWN": "没有这个群。",
+    "CHAT_NOT_DEMO": "聊天页只开放演示群。",
+    "NOT_FOUND": "页面不存在。",
+}
+
+
+def is_page(request: Request) -> bool:
+    return request.url.path.startswith(PAGE_PREFIXES) and not request.headers.get("HX-Request")
+
+
+def page_error(request: Request, exc: AppError) -> Response:
+    message = ERROR_ZH.get(exc.code, f"出错了（{exc.code}）。")
+    return render(request, "error.html", status=exc.status, message=message, code=exc.code)
+
+
+def login_redirect(_: Request, exc: Exception) -> Response:
+    back = exc.back_to if isinstance(exc, LoginRequired) else "/console/"
+    return RedirectResponse(f"/console/login?next={quote(back)}", status_code=303)

@@ -1,0 +1,57 @@
+// corecircle pages: live countdowns, the event stream that refreshes lists, inserting scripts.
+(function () {
+  "use strict";
+
+  function span(ms) {
+    var m = Math.floor(Math.abs(ms) / 60000);
+    if (m < 60) return m + "分钟";
+    var h = Math.floor(m / 60); m = m % 60;
+    if (h < 24) return h + "小时" + (m ? m + "分" : "");
+    var d = Math.floor(h / 24); h = h % 24;
+    return d + "天" + (h ? h + "小时" : "");
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-deadline]").forEach(function (el) {
+      var left = Date.parse(el.getAttribute("data-deadline")) - now;
+      el.textContent = left >= 0 ? "剩 " + span(left) : "超时 " + span(left);
+      if (left < 0) el.classList.add("late");
+    });
+  }
+
+  function listen() {
+    var url = document.body.getAttribute("data-events");
+    if (!url || !window.EventSource) return;
+    var source = new EventSource(url);
+    source.addEventListener("changed", function () {
+      document.querySelectorAll("[data-refresh]").forEach(function (el) {
+        if (window.htmx) window.htmx.trigger(el, "refresh");
+      });
+    });
+    source.addEventListener("ready", function () {
+      document.body.classList.add("connected");
+    });
+    source.onerror = function () { document.body.classList.remove("connected"); };
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  function inserts() {
+    document.addEventListener("click", function (ev) {
+      var btn = ev.target.closest ? ev.target.closest("button.insert") : null;
+      if (!btn) return;
+      var box = document.getElementById("reply-text");
+      if (!box) return;
+      box.value = box.value ? box.value + "\n" + btn.getAttribute("data-text") : btn.getAttribute("data-text");
+      box.focus();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick();
+    setInterval(tick, 1000);
+    listen();
+    inserts();
+    document.body.addEventListener("htmx:afterSwap", tick);
+  });
+})();
