@@ -19,6 +19,7 @@ from bot.routes import (
     auth,
     circles,
     console,
+    dashboard,
     followups,
     health,
     messages,
@@ -68,7 +69,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, rasa_actions, console):
+                   summaries, rasa_actions, console, dashboard):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

@@ -127,7 +127,7 @@ def queue_filter(params: dict[str, str], tz: ZoneInfo) -> TicketFilter:
     return TicketFilter(
         scope="mine" if params.get("scope") == "mine" else "team",
         status=TicketStatus(status) if status in set(TicketStatus) else None,
-        open_only=params.get("open") == "1" or status in (None, ""),
+        open_only=not status and params.get("open") != "0",
         priority=Priority(params["priority"]) if params.get("priority") in set(Priority) else None,
         assignee=params.get("assignee") or None,
         sla=Sla(params["sla"]) if params.get("sla") in (Sla.AT_RISK, Sla.BREACHED) else None,
