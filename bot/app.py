@@ -17,9 +17,11 @@ from bot.nlu.engine import IntentEngine
 from bot.routes import (
     admin,
     auth,
+    chat,
     circles,
     console,
     dashboard,
+    docs,
     followups,
     health,
     messages,
@@ -69,7 +71,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, rasa_actions, console, dashboard):
+                   summaries, rasa_actions, console, dashboard, chat, docs):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

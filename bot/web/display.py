@@ -7,6 +7,8 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup, escape
+
 from storage.text import strip_controls
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -17,6 +19,8 @@ INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 def neutral(value: object) -> object:
     """Jinja's `finalize`: every string printed on a page loses control characters."""
+    if isinstance(value, Markup):
+        return value  # built by a filter below from neutralised, escaped pieces
     if isinstance(value, str):
         return INVISIBLE.sub("", strip_controls(value))
     return value
@@ -51,3 +55,17 @@ def initial(name: str | None) -> str:
     """The avatar letter: the last character of a Chinese name (李娜 -> 娜), else the first."""
     name = (name or "?").strip() or "?"
     return name[-1] if re.fullmatch(r"[\u4e00-\u9fff]{2,4}", name) else name[0].upper()
+
+
+MENTION = re.compile(r"@[^\s@]+")
+
+
+def mentions(text: str) -> Markup:
+    """Escaped text with each @name highlighted, as WeChat shows it."""
+    clean = str(neutral(text))
+    out, last = [], 0
+    for m in MENTION.finditer(clean):
+        out += [escape(clean[last:m.start()]), Markup('<span class="at">%s</span>') % m.group()]
+        last = m.end()
+    out.append(escape(clean[last:]))
+    return Markup("").join(out)

@@ -38,7 +38,8 @@ def templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters |= {"local": display.local, "countdown": display.countdown,
-                    "initial": display.initial, "span": display.span}
+                    "initial": display.initial, "span": display.span,
+                    "mentions": display.mentions}
     env.globals |= {"role_zh": ROLE_ZH}
     return Jinja2Templates(env=env)
 

@@ -47,7 +47,33 @@
     });
   }
 
+  function chat() {
+    function bottom() {
+      document.querySelectorAll(".group-feed, .private-feed").forEach(function (el) {
+        el.scrollTop = el.scrollHeight;
+      });
+    }
+    document.addEventListener("click", function (ev) {
+      var btn = ev.target.closest ? ev.target.closest("button[data-insert]") : null;
+      var box = document.getElementById("chat-text");
+      if (!btn || !box) return;
+      box.value = btn.getAttribute("data-insert") + box.value;
+      box.focus();
+    });
+    document.body.addEventListener("htmx:afterSwap", function (ev) {
+      if (ev.target && ev.target.id === "chat-live") bottom();
+    });
+    document.body.addEventListener("htmx:afterRequest", function (ev) {
+      var form = ev.target;
+      if (form && form.classList && form.classList.contains("chat-input") && ev.detail.successful) {
+        form.querySelector("input[name=text]").value = "";
+      }
+    });
+    bottom();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    chat();
     tick();
     setInterval(tick, 1000);
     listen();
