@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from escalation.access import visible, visible_circles
-from escalation.queue import Sla, TicketFilter, query
+from escalation.queue import Sla, TicketFilter, is_complaint_alert, query
 from storage.enums import (
     CircleKind,
     Delivery,
@@ -28,7 +28,6 @@ from storage.enums import (
 )
 from storage.models import Circle, CircleMember, FollowUp, Member, Message, Ticket
 
-COMPLAINT_REASON = "complaint_risk"
 MISSED = (FollowUpStatus.SENT, FollowUpStatus.STALE, FollowUpStatus.FAILED,
           FollowUpStatus.UNKNOWN, FollowUpStatus.WINDOW_CLOSED)
 
@@ -139,7 +138,7 @@ def dashboard(
     first = [t.first_response_at - t.created_at for t in in_range if t.first_response_at]
     resolution = [t.resolved_at - t.created_at for t in in_range if t.resolved_at]
     ratings = [t.rating for t in in_range if t.rating is not None]
-    complaints = sum(1 for t in in_range if t.reason == COMPLAINT_REASON)
+    complaints = sum(1 for t in in_range if is_complaint_alert(t))
 
     questions, contained = _containment(session, role, member_id, start, end)
     kept, due = _promises(session, role, member_id, start, end)

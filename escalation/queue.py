@@ -6,12 +6,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from escalation.access import visible
 from storage.enums import Priority, TicketStatus, UserRole
 from storage.models import Circle, Ticket
+
+COMPLAINT_REASON, COMPLAINT_INTENT = "complaint_risk", "complaint"
+
+
+def complaint_alert() -> ColumnElement[bool]:
+    """A complaint-risk alert: opened for risk (threats, anger), or a stated complaint."""
+    return or_(Ticket.reason == COMPLAINT_REASON, Ticket.intent == COMPLAINT_INTENT)
+
+
+def is_complaint_alert(t: Ticket) -> bool:
+    return t.reason == COMPLAINT_REASON or t.intent == COMPLAINT_INTENT
 
 
 class Sla(StrEnum):
@@ -30,6 +41,7 @@ class TicketFilter:
     assignee: str | None = None  # a member id, or "none" for the unassigned
     sla: Sla | None = None  # at_risk | breached (evaluated at `now`)
     reason: str | None = None
+    complaint: bool = False  # complaint-risk alerts only
     created_from: datetime | None = None
     created_to: datetime | None = None
     limit: int = 100
@@ -84,6 +96,8 @@ def query(role: UserRole, member_id: str | None, f: TicketFilter,
         q = q.where(_at_risk(now))  # type: ignore[arg-type]
     if f.reason:
         q = q.where(Ticket.reason == f.reason)
+    if f.complaint:
+        q = q.where(complaint_alert())
     if f.created_from is not None:
         q = q.where(Ticket.created_at >= f.created_from)
     if f.created_to is not None:

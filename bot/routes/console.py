@@ -50,7 +50,7 @@ PRIORITY_ZH = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "�
 STATUS_ZH = {"open": "待处理", "claimed": "处理中", "waiting_customer": "等客户",
              "resolved": "已解决"}
 REASON_ZH = {"complaint_risk": "投诉风险", "low_confidence": "没听懂", "form": "表单",
-             "bot_error": "机器人故障", "human_request": "转人工"}
+             "bot_error": "机器人故障", "intent": "需人工处理"}
 FLASH_ZH = {
     "reply": "已发送到群里。", "private": "已私聊发送。", "note": "备注已保存。",
     "promise": "承诺已记下，到点会提醒。", "claim": "已认领。", "assign": "已转派。",
@@ -132,6 +132,7 @@ def queue_filter(params: dict[str, str], tz: ZoneInfo) -> TicketFilter:
         assignee=params.get("assignee") or None,
         sla=Sla(params["sla"]) if params.get("sla") in (Sla.AT_RISK, Sla.BREACHED) else None,
         reason=params.get("reason") or None,
+        complaint=params.get("complaint") == "1",
         created_from=_day(params.get("from"), tz),
         created_to=to_day + timedelta(days=1) if to_day else None,
         limit=200,

@@ -265,10 +265,14 @@ def test_circle_page_explains_answers_and_lets_the_agent_release_or_cancel_held_
 
 
 def test_dashboard_page_shows_the_numbers_the_api_gives(client: TestClient, chat: Chat) -> None:
-    open_ticket(chat)
-    open_ticket(chat, "我要投诉你们，再不处理我就打12378")
+    plain = open_ticket(chat)
+    complaint = open_ticket(chat, "我要投诉你们，再不处理我就打12378")
     web_login(client, "demo-supervisor")
     api = client.get("/api/v1/dashboard").json()
+    assert api["complaint_alerts"] == 1
+    alerts = client.get("/console/queue?complaint=1&open=0").text  # where the figure links
+    assert f"/console/tickets/{complaint}" in alerts
+    assert f"/console/tickets/{plain}" not in alerts
     assert api["open_total"] >= 2
     assert api["tickets_created"] >= 2
     html = client.get("/console/dashboard").text

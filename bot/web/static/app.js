@@ -52,6 +52,10 @@
       document.querySelectorAll(".group-feed, .private-feed").forEach(function (el) {
         el.scrollTop = el.scrollHeight;
       });
+      // at phone width the feeds are not scroll boxes: the page scrolls instead
+      if (document.querySelector(".group-feed") && window.innerWidth <= 820) {
+        window.scrollTo(0, document.body.scrollHeight);
+      }
     }
     document.addEventListener("click", function (ev) {
       var btn = ev.target.closest ? ev.target.closest("button[data-insert]") : null;
