@@ -17,8 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.auth import Principal
 from bot.services import Services
-from bot.web.pages import COOKIE as SESSION_COOKIE
-from bot.web.pages import is_page, page_error
+from bot.web.pages import is_page, page_error, session_of
 from storage.db import DatabaseUnavailable
 from storage.enums import UserRole
 from storage.errors import AppError, Forbidden, Unauthorized
@@ -110,7 +109,9 @@ def current_principal(
     if not token and request.method == "GET":
         # A logged-in page may open a JSON view (a summary, the dashboard's figures); reads
         # only, so a cross-site form can never act through the cookie.
-        token = request.cookies.get(SESSION_COOKIE)
+        who = session_of(request)
+        if who is not None:
+            return who
     if not token:
         raise Unauthorized("log in first: POST /api/v1/auth/token", code="LOGIN_REQUIRED")
     return svc.signer.read(token)

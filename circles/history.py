@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.enums import Delivery, Direction
@@ -33,6 +33,19 @@ def latest_id(session: Session, circle: Circle) -> int:
         .order_by(Message.id.desc()).limit(1)
     )
     return found or 0
+
+
+def latest_inbound(session: Session, circle_ids: set[int]) -> dict[int, Message]:
+    """Each circle's newest message from a person (what the family said last)."""
+    if not circle_ids:
+        return {}
+    newest = (
+        select(func.max(Message.id))
+        .where(Message.circle_id.in_(circle_ids), Message.direction == Direction.IN)
+        .group_by(Message.circle_id)
+    )
+    rows = session.scalars(select(Message).where(Message.id.in_(newest)))
+    return {m.circle_id: m for m in rows if m.circle_id is not None}
 
 
 def said(m: Message, now: datetime) -> bool:

@@ -72,7 +72,7 @@ def _at_risk(now: datetime) -> object:
 
 
 def query(role: UserRole, member_id: str | None, f: TicketFilter,
-          now: datetime) -> Select[tuple[Ticket, Circle]]:
+          now: datetime) -> Select[Ticket, Circle]:
     q = (
         select(Ticket, Circle)
         .join(Circle, Circle.id == Ticket.circle_id)

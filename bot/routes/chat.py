@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot.http import ServicesDep
@@ -45,7 +46,7 @@ class Person:
     role: Role
 
 
-def _demo_circle(svc: Services, s: Any, chat_id: str) -> Circle:
+def _demo_circle(svc: Services, s: Session, chat_id: str) -> Circle:
     """Only demo circles, and only when the service runs the demo."""
     if not (svc.settings.demo and chat_id.startswith(DEMO_PREFIX)):
         raise NotFound("the chat page serves demo circles only", code="CHAT_NOT_DEMO")
@@ -55,7 +56,7 @@ def _demo_circle(svc: Services, s: Any, chat_id: str) -> Circle:
     return circle
 
 
-def _people(s: Any, circle: Circle) -> list[Person]:
+def _people(s: Session, circle: Circle) -> list[Person]:
     rows = s.execute(
         select(CircleMember.member_id, Member.display_name, CircleMember.role)
         .join(Member, Member.id == CircleMember.member_id)

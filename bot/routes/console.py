@@ -4,7 +4,7 @@ functions as the JSON API (escalation.queue, escalation.tickets, escalation.pane
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -14,10 +14,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot.auth import Principal, authenticate
 from bot.http import ServicesDep
+from bot.services import Services
 from bot.web.pages import (
     CsrfChecked,
     StaffPage,
@@ -28,7 +30,7 @@ from bot.web.pages import (
     session_of,
 )
 from circles.access import require_circle_access
-from circles.history import cancel_held, recent_messages, said, send_held_now
+from circles.history import cancel_held, latest_inbound, recent_messages, said, send_held_now
 from circles.membership import find_circle
 from escalation import tickets
 from escalation.access import require_ticket
@@ -37,7 +39,7 @@ from escalation.panel import customer_panel
 from escalation.queue import Sla, TicketFilter, find_tickets, next_deadline, sla_state
 from storage.db import transaction
 from storage.enums import Delivery, Direction, Priority, Role, TicketStatus, UserRole
-from storage.errors import AppError, BadRequest, Unauthorized
+from storage.errors import AppError, BadRequest, NotFound, Unauthorized
 from storage.models import Circle, CircleMember, Member, Message, Ticket, TicketEvent
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -45,6 +47,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 STREAM_SECONDS = 25.0  # an event stream ends and the browser reconnects: no stuck workers
 PROBE_SECONDS = 1.0
 TRANSCRIPT = 60
+Work = Callable[[Session, Ticket], object]  # one action on a ticket, in a transaction
 
 PRIORITY_ZH = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
 STATUS_ZH = {"open": "待处理", "claimed": "处理中", "waiting_customer": "等客户",
@@ -106,8 +109,8 @@ async def login(
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout() -> Response:
-    return logout_response()
+def logout(request: Request) -> Response:
+    return logout_response(request)
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -139,12 +142,13 @@ def queue_filter(params: dict[str, str], tz: ZoneInfo) -> TicketFilter:
     )
 
 
-def _rows(svc: Any, who: Principal, params: dict[str, str]) -> list[dict[str, Any]]:
+def _rows(svc: Services, who: Principal, params: dict[str, str]) -> list[dict[str, Any]]:
     now = _now()
     f = queue_filter(params, ZoneInfo(svc.settings.timezone))
     with svc.sessions() as s:
         names = dict(s.execute(select(Member.id, Member.display_name)).all())
         rows = find_tickets(s, who.role, who.member_id, f, now=now, order="urgency")
+        last = latest_inbound(s, {c.id for _, c in rows})
         return [
             {
                 "t": t, "circle": c, "sla": sla_state(t, now).value,
@@ -152,6 +156,7 @@ def _rows(svc: Any, who: Principal, params: dict[str, str]) -> list[dict[str, An
                 "assignee": names.get(t.assignee_id or "", ""),
                 "customer": c.customer.name if c.customer else "",
                 "member": names.get(t.member_id or "", t.member_id or ""),
+                "last": last.get(c.id),
             }
             for t, c in rows
         ]
@@ -179,13 +184,15 @@ def queue_rows(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
                   **_labels())
 
 
-def _probe(svc: Any) -> tuple[int, int]:
+def _probe(svc: Services) -> tuple[int, int]:
     with svc.sessions() as s:
         return (s.scalar(select(func.max(Message.id))) or 0,
                 s.scalar(select(func.max(TicketEvent.id))) or 0)
 
 
-async def change_events(request: Request, probe: Any) -> AsyncIterator[ServerSentEvent]:
+async def change_events(
+    request: Request, probe: Callable[[], tuple[int, ...]]
+) -> AsyncIterator[ServerSentEvent]:
     """`changed` whenever the probe's value moves; polls the database (works with SQLite and
     across workers); ends after STREAM_SECONDS and the browser reconnects."""
     loop = asyncio.get_running_loop()
@@ -210,12 +217,14 @@ async def queue_events(
 
 
 # -- a ticket ----------------------------------------------------------------------------------
-def _speakers(s: Any, circle_id: int) -> dict[str, Role]:
+def _speakers(s: Session, circle_id: int) -> dict[str, Role]:
     return dict(s.execute(select(CircleMember.member_id, CircleMember.role)
                           .where(CircleMember.circle_id == circle_id)).all())
 
 
-def transcript_rows(s: Any, circle: Any, now: datetime, limit: int = TRANSCRIPT) -> list[Any]:
+def transcript_rows(
+    s: Session, circle: Circle, now: datetime, limit: int = TRANSCRIPT
+) -> list[dict[str, Any]]:
     """Oldest first, each with who spoke (bot, agent, family) as the circle sees them."""
     roles = _speakers(s, circle.id)
     rows = []
@@ -235,12 +244,19 @@ WHO_ZH = {"bot": "机器人", "agent": "顾问", "customer": "投保人", "famil
           "guest": "群成员"}
 
 
+def _circle_of(s: Session, t: Ticket) -> Circle:
+    circle = s.get(Circle, t.circle_id)
+    if circle is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"circle of ticket {t.id} is gone", code="CIRCLE_UNKNOWN")
+    return circle
+
+
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPage) -> Response:
     now = _now()
     with svc.sessions() as s:
         t = require_ticket(s, ticket_id, who.role, who.member_id)
-        circle = s.get(Circle, t.circle_id)
+        circle = _circle_of(s, t)
         panel = customer_panel(s, circle)
         events = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
                                 .order_by(TicketEvent.id)))
@@ -259,12 +275,26 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
         )
 
 
+@router.get("/tickets/{ticket_id}/transcript", response_class=HTMLResponse)
+def ticket_transcript(ticket_id: int, request: Request, svc: ServicesDep,
+                      who: StaffPage) -> Response:
+    """The transcript alone: re-fetched when the event stream says the circle moved."""
+    with svc.sessions() as s:
+        t = require_ticket(s, ticket_id, who.role, who.member_id)
+        circle = _circle_of(s, t)
+        names = dict(s.execute(select(Member.id, Member.display_name)).all())
+        return render(request, "_transcript.html", rows=transcript_rows(s, circle, _now()),
+                      names=names, who_zh=WHO_ZH, explain=False)
+
+
 def _back(ticket_id: int, *, done: str | None = None, error: str | None = None) -> Response:
     query = urlencode({"done": done} if done else {"error": error or "FAILED"})
     return RedirectResponse(f"/console/tickets/{ticket_id}?{query}#actions", status_code=303)
 
 
-def _act(svc: Any, who: Principal, ticket_id: int, done: str, work: Any) -> Response:
+def _act(
+    svc: Services, who: Principal, ticket_id: int, done: str, work: Work
+) -> Response:
     """Run one action on a visible ticket in a transaction; PRG back to the ticket page."""
     try:
         with transaction(svc.sessions) as s:
@@ -292,7 +322,7 @@ def reply(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
           to: Annotated[str, Form(max_length=64)] = "") -> Response:
     """To the whole group, or privately to one member of the circle, as the agent."""
 
-    def work(s: Any, ticket: Ticket) -> None:
+    def work(s: Session, ticket: Ticket) -> None:
         body = _text(text)
         if to and to not in _speakers(s, ticket.circle_id):
             raise BadRequest("not a member of this circle", code="RECIPIENT_UNKNOWN")
@@ -304,9 +334,9 @@ def reply(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
         return _back(ticket_id, error=exc.code)
 
 
-def _guard(ticket_id: int, run: Any) -> Response:
+def _guard(ticket_id: int, run: Callable[[], Response]) -> Response:
     try:
-        return run()  # type: ignore[no-any-return]
+        return run()
     except BadRequest as exc:
         return _back(ticket_id, error=exc.code)
 
@@ -343,7 +373,7 @@ def assign(ticket_id: int, svc: ServicesDep, who: StaffPage,
            assignee_id: Annotated[str, Form(max_length=64)] = "") -> Response:
     """Reassign to a teammate (an agent hands over, a supervisor dispatches)."""
 
-    def work(s: Any, t: Ticket) -> None:
+    def work(s: Session, t: Ticket) -> None:
         if assignee_id not in {m.id for m in team(s, who.role, who.member_id)}:
             raise BadRequest("not in your team", code="ASSIGNEE_UNKNOWN")
         tickets.assign(s, t, assignee_id=assignee_id, actor_id=_actor(who), now=_now())
@@ -385,7 +415,22 @@ def circle_page(chat_id: str, request: Request, svc: ServicesDep, who: StaffPage
         )
 
 
-def _held_action(svc: Any, who: Principal, chat_id: str, message_id: int, send: bool) -> Response:
+@router.get("/circles/{chat_id}/messages", response_class=HTMLResponse)
+def circle_messages(chat_id: str, request: Request, svc: ServicesDep,
+                    who: StaffPage) -> Response:
+    """The circle's messages alone, with the bot's reasons, for live refresh."""
+    with svc.sessions() as s:
+        circle = find_circle(s, chat_id)
+        require_circle_access(s, who.role, who.member_id, circle)
+        rows = transcript_rows(s, circle, _now(), limit=200)
+        asked = {r["m"].id: r["m"] for r in rows if r["m"].direction == Direction.IN}
+        return render(request, "_transcript.html", rows=rows, asked=asked, names=None,
+                      who_zh=WHO_ZH, explain=True)
+
+
+def _held_action(
+    svc: Services, who: Principal, chat_id: str, message_id: int, send: bool
+) -> Response:
     try:
         with transaction(svc.sessions) as s:
             circle = find_circle(s, chat_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -19,6 +21,9 @@ from bot.services import Services
 from bot.web import display
 from storage.enums import UserRole
 from storage.errors import AppError, Forbidden, Unauthorized
+from storage.state import StateUnavailable
+
+log = logging.getLogger(__name__)
 
 WEB = Path(__file__).parent
 COOKIE = "cc_session"
@@ -60,7 +65,19 @@ def login_response(request: Request, signer: TokenSigner, who: Principal, to: st
     return response
 
 
-def logout_response() -> RedirectResponse:
+def _revoked_key(token: str) -> str:
+    return "logout:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
+def logout_response(request: Request) -> RedirectResponse:
+    """The cookie goes, and its token is refused until it would have expired anyway."""
+    svc = _svc(request)
+    token = request.cookies.get(COOKIE)
+    if token:
+        try:
+            svc.state.set_json(_revoked_key(token), True, ttl=svc.settings.token_minutes * 60)
+        except StateUnavailable:
+            log.warning("state store unavailable: logout clears the cookie only")
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -70,10 +87,17 @@ def session_of(request: Request) -> Principal | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
+    svc = _svc(request)
     try:
-        return _svc(request).signer.read(token)
+        who = svc.signer.read(token)
     except Unauthorized:
         return None
+    try:
+        if svc.state.get_json(_revoked_key(token)):
+            return None
+    except StateUnavailable:
+        log.warning("state store unavailable: a logged-out session cannot be told apart")
+    return who
 
 
 def csrf_token(request: Request) -> str:

@@ -76,6 +76,8 @@ def test_login_sets_a_strict_cookie_and_logout_needs_the_form_token(client: Test
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
     token = csrf_of(client.get("/console/").text)
+    old = client.cookies.get(COOKIE)
+    assert client.get("/api/v1/tickets").status_code == 200  # reads accept the session
 
     assert client.post("/console/logout", follow_redirects=False).status_code == 403
     out = client.post("/console/logout", data={"csrf": token}, follow_redirects=False)
@@ -84,6 +86,10 @@ def test_login_sets_a_strict_cookie_and_logout_needs_the_form_token(client: Test
     again = client.get("/console/", follow_redirects=False)
     assert again.status_code == 303
     assert again.headers["location"].startswith("/console/login")
+    # the logged-out token is refused even if a copy of the cookie comes back
+    client.cookies.set(COOKIE, old)
+    assert client.get("/console/", follow_redirects=False).status_code == 303
+    assert client.get("/api/v1/tickets").status_code == 401
 
 
 def test_every_page_turns_away_strangers_family_and_other_teams(

@@ -49,7 +49,7 @@
 
   function chat() {
     function bottom() {
-      document.querySelectorAll(".group-feed, .private-feed").forEach(function (el) {
+      document.querySelectorAll(".group-feed, .private-feed, .transcript").forEach(function (el) {
         el.scrollTop = el.scrollHeight;
       });
       // at phone width the feeds are not scroll boxes: the page scrolls instead
