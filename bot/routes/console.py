@@ -49,9 +49,6 @@ PROBE_SECONDS = 1.0
 TRANSCRIPT = 60
 Work = Callable[[Session, Ticket], object]  # one action on a ticket, in a transaction
 
-PRIORITY_ZH = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
-STATUS_ZH = {"open": "待处理", "claimed": "处理中", "waiting_customer": "等客户",
-             "resolved": "已解决"}
 REASON_ZH = {"complaint_risk": "投诉风险", "low_confidence": "没听懂", "form": "表单",
              "bot_error": "机器人故障", "intent": "需人工处理"}
 FLASH_ZH = {
@@ -162,8 +159,12 @@ def _rows(svc: Services, who: Principal, params: dict[str, str]) -> list[dict[st
         ]
 
 
-def _labels() -> dict[str, Any]:
-    return {"priority_zh": PRIORITY_ZH, "status_zh": STATUS_ZH, "reason_zh": REASON_ZH}
+def _labels(svc: Services) -> dict[str, Any]:
+    """Status and priority names as scripts_zh labels them (the bot says the same words)."""
+    return {"priority_zh": {p.value: svc.scripts.label("priority", p.value) for p in Priority},
+            "status_zh": {t.value: svc.scripts.label("ticket_status", t.value)
+                          for t in TicketStatus},
+            "reason_zh": REASON_ZH}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -173,7 +174,7 @@ def queue_page(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
     with svc.sessions() as s:
         people = team(s, who.role, who.member_id)
     return render(request, "queue.html", rows=rows, params=params, now=_now(), team=people,
-                  query=urlencode(params), **_labels())
+                  query=urlencode(params), **_labels(svc))
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -181,7 +182,7 @@ def queue_rows(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
     """The queue's rows alone: what the page re-fetches when the event stream says so."""
     params = dict(request.query_params)
     return render(request, "_queue_rows.html", rows=_rows(svc, who, params), now=_now(),
-                  **_labels())
+                  **_labels(svc))
 
 
 def _probe(svc: Services) -> tuple[int, int]:
@@ -271,7 +272,7 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
             flash=FLASH_ZH.get(request.query_params.get("done", "")),
             error=ERRORS_ZH.get(request.query_params.get("error", ""),
                                 request.query_params.get("error") and "操作没有成功，请重试。"),
-            **_labels(),
+            **_labels(svc),
         )
 
 

@@ -25,7 +25,6 @@ SupervisorDep = Annotated[
     Principal, Depends(require_roles(UserRole.SUPERVISOR, UserRole.ADMIN))
 ]
 DEFAULT_DAYS, MAX_DAYS = 7, 366
-PRIORITY_ZH = {"urgent": "紧急", "high": "高", "normal": "普通", "low": "低"}
 
 
 def date_range(start: date | None, end: date | None, tz: ZoneInfo,
@@ -82,12 +81,13 @@ def dashboard_page(request: Request, svc: ServicesDep, who: SupervisorPage) -> R
     except BadRequest:
         start, end = date_range(None, None, ZoneInfo(svc.settings.timezone), _today(svc))
     d = figures(svc, who, start, end)
+    priority_zh = {p: svc.scripts.label("priority", p) for p in d.open_by_priority}
     rng = f"from={start.isoformat()}&to={end.isoformat()}"
-    priority_chart = bars([(PRIORITY_ZH[p], n, f"/console/?priority={p}")
+    priority_chart = bars([(priority_zh[p], n, f"/console/?priority={p}")
                            for p, n in d.open_by_priority.items()])
     load_chart = bars([(a.name, a.open, "/console/?assignee=" + (a.member_id or "none"))
                        for a in d.agent_load])
     day_chart = columns(d.created_per_day)
     return render(request, "dashboard.html", d=d, start=start, end=end, rng=rng,
-                  priority_zh=PRIORITY_ZH, priority_chart=priority_chart,
+                  priority_zh=priority_zh, priority_chart=priority_chart,
                   load_chart=load_chart, day_chart=day_chart)

@@ -159,7 +159,7 @@ def safe_next(value: str | None) -> str:
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     who = session_of(request)
     context |= {"who": who, "csrf": csrf_token(request) if who else "",
-                "path": request.url.path}
+                "path": request.url.path, "label": _svc(request).scripts.label}
     return templates().TemplateResponse(request, name, context, status_code=status)
 
 
