@@ -368,3 +368,31 @@ def test_supervisor_lands_on_the_dashboard(client: TestClient, path: str) -> Non
                     follow_redirects=False)
     assert r.headers["location"] == "/console/dashboard"
     assert client.get(path).status_code == 200
+
+
+def test_a_breached_ticket_is_red_in_the_queue_and_counted_on_the_dashboard(
+    client: TestClient, chat: Chat
+) -> None:
+    late = open_ticket(chat)
+    fine = int(chat.say("demo-wife", "转人工", at_bot=True)["ticket_id"])
+    now = datetime.now(UTC)
+    with db(client)() as s, s.begin():
+        t = s.get(Ticket, late)
+        t.assignee_id = "demo-agent"
+        t.first_response_remind_at = now - timedelta(hours=2)
+        t.first_response_due = now - timedelta(hours=1)
+        s.get(Ticket, fine).resolve_remind_at = now + timedelta(days=1)
+    web_login(client, "demo-agent")
+    rows = client.get("/console/queue").text
+    late_row = re.search(rf'<tr class="[^"]*sla-breached[^"]*" data-ticket="{late}"', rows)
+    assert late_row, "the breached ticket is not marked"
+    assert re.search(rf'<tr class="[^"]*sla-ok[^"]*" data-ticket="{fine}"', rows)
+    assert "超时 1小时" in rows  # the countdown has gone negative
+    breached = client.get("/console/queue?sla=breached").text
+    assert f"data-ticket=\"{late}\"" in breached
+    assert f"data-ticket=\"{fine}\"" not in breached
+
+    figures = client.get("/api/v1/dashboard", headers=login(client, "demo-supervisor")).json()
+    assert figures["sla_breached"] == 1
+    load = {a["member_id"]: a for a in figures["agent_load"]}
+    assert load["demo-agent"]["breached"] == 1
