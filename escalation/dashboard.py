@@ -35,7 +35,7 @@ MISSED = (FollowUpStatus.SENT, FollowUpStatus.STALE, FollowUpStatus.FAILED,
 @dataclass(frozen=True)
 class AgentLoad:
     member_id: str | None  # None: the team pool (unassigned)
-    name: str
+    name: str  # "" for the pool
     open: int
     breached: int
 
@@ -127,7 +127,7 @@ def dashboard(
         for m in team(session, role, member_id)
     ]
     pool = _count(session, role, member_id, TicketFilter(open_only=True, assignee="none"), now)
-    load.append(AgentLoad(None, "待分配", pool, _count(
+    load.append(AgentLoad(None, "", pool, _count(
         session, role, member_id,
         TicketFilter(open_only=True, assignee="none", sla=Sla.BREACHED), now)))
 

@@ -42,6 +42,7 @@ class TicketFilter:
     sla: Sla | None = None  # at_risk | breached (evaluated at `now`)
     reason: str | None = None
     complaint: bool = False  # complaint-risk alerts only
+    circle_id: int | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     limit: int = 100
@@ -98,6 +99,8 @@ def query(role: UserRole, member_id: str | None, f: TicketFilter,
         q = q.where(Ticket.reason == f.reason)
     if f.complaint:
         q = q.where(complaint_alert())
+    if f.circle_id is not None:
+        q = q.where(Ticket.circle_id == f.circle_id)
     if f.created_from is not None:
         q = q.where(Ticket.created_at >= f.created_from)
     if f.created_to is not None:

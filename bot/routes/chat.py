@@ -35,8 +35,6 @@ DEMO_PREFIX = "demo-"
 CHAT_GUARD_HEADER = "X-Chat-Token"
 FEED = 120
 MENTION = re.compile(r"@\S+")
-ROLE_ZH = {Role.CUSTOMER: "投保人", Role.FAMILY: "家人", Role.AGENT: "顾问",
-           Role.SUPERVISOR: "主管", Role.SPECIALIST: "专员", Role.BOT: "机器人"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def _feed(svc: Services, chat_id: str, speaker: str | None) -> dict[str, Any]:
         group = [m for m in rows if m.recipient_id is None]
         private = [m for m in rows if me is not None and m.recipient_id == me.member_id]
         return {"circle": circle, "people": people, "me": me, "group": group,
-                "private": private, "bot_name": svc.settings.bot_name, "role_zh": ROLE_ZH,
+                "private": private, "bot_name": svc.settings.bot_name,
                 "token": _token(svc, chat_id), "chat_id": chat_id,
                 "agent_id": circle.agent_id}
 

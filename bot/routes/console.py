@@ -44,31 +44,10 @@ from storage.models import Circle, CircleMember, Member, Message, Ticket, Ticket
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-STREAM_SECONDS = 25.0  # an event stream ends and the browser reconnects: no stuck workers
+STREAM_SECONDS = 15.0  # a stream ends and the browser reconnects: no worker held for long
 PROBE_SECONDS = 1.0
 TRANSCRIPT = 60
 Work = Callable[[Session, Ticket], object]  # one action on a ticket, in a transaction
-
-REASON_ZH = {"complaint_risk": "投诉风险", "low_confidence": "没听懂", "form": "表单",
-             "bot_error": "机器人故障", "intent": "需人工处理"}
-FLASH_ZH = {
-    "reply": "已发送到群里。", "private": "已私聊发送。", "note": "备注已保存。",
-    "promise": "承诺已记下，到点会提醒。", "claim": "已认领。", "assign": "已转派。",
-    "resolve": "工单已解决，已请客户评价。", "reopen": "工单已重新打开。",
-    "sent": "已立即发送。", "cancelled": "已取消，这条回复不会发出。",
-}
-ERRORS_ZH = {
-    "TICKET_RESOLVED": "工单已解决，请先重新打开。",
-    "TICKET_NOT_RESOLVED": "工单尚未解决。",
-    "FOLLOWUP_DUE_PAST": "承诺时间已过，请选择以后的时间。",
-    "FOLLOWUP_DUE_NAIVE": "请选择承诺时间。",
-    "ASSIGNEE_UNKNOWN": "没有这位顾问。",
-    "MESSAGE_NOT_HELD": "这条回复已发出或已取消。",
-    "EMPTY_TEXT": "请先填写内容。",
-    "BAD_TIME": "请选择承诺时间。",
-    "RECIPIENT_UNKNOWN": "私聊对象不在这个群里。",
-}
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -98,7 +77,7 @@ async def login(
         who = await run_in_threadpool(check)  # argon2 is slow on purpose: off the event loop
     except Unauthorized:
         return render(request, "login.html", status=401, next=safe_next(next),
-                      error="用户名或密码不对。", username=username)
+                      error="LOGIN_FAILED", username=username)
     landing = safe_next(next)
     if landing == "/console/" and who.role == UserRole.SUPERVISOR:
         landing = "/console/dashboard"
@@ -164,7 +143,7 @@ def _labels(svc: Services) -> dict[str, Any]:
     return {"priority_zh": {p.value: svc.scripts.label("priority", p.value) for p in Priority},
             "status_zh": {t.value: svc.scripts.label("ticket_status", t.value)
                           for t in TicketStatus},
-            "reason_zh": REASON_ZH}
+}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -241,10 +220,6 @@ def transcript_rows(
     return rows
 
 
-WHO_ZH = {"bot": "机器人", "agent": "顾问", "customer": "投保人", "family": "家人",
-          "guest": "群成员"}
-
-
 def _circle_of(s: Session, t: Ticket) -> Circle:
     circle = s.get(Circle, t.circle_id)
     if circle is None:  # pragma: no cover - a foreign key guarantees it
@@ -264,14 +239,12 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
         names = dict(s.execute(select(Member.id, Member.display_name)).all())
         return render(
             request, "ticket.html", t=t, circle=circle, panel=panel, events=events,
-            names=names, transcript=transcript_rows(s, circle, now), who_zh=WHO_ZH,
+            names=names, transcript=transcript_rows(s, circle, now),
             sla=sla_state(t, now).value, deadline=next_deadline(t), now=now,
             slots=t.context.get("slots") or {},
             suggestions=t.context.get("suggested_scripts") or [],
             team=team(s, who.role, who.member_id),
-            flash=FLASH_ZH.get(request.query_params.get("done", "")),
-            error=ERRORS_ZH.get(request.query_params.get("error", ""),
-                                request.query_params.get("error") and "操作没有成功，请重试。"),
+            done=request.query_params.get("done"), error=request.query_params.get("error"),
             **_labels(svc),
         )
 
@@ -285,7 +258,7 @@ def ticket_transcript(ticket_id: int, request: Request, svc: ServicesDep,
         circle = _circle_of(s, t)
         names = dict(s.execute(select(Member.id, Member.display_name)).all())
         return render(request, "_transcript.html", rows=transcript_rows(s, circle, _now()),
-                      names=names, who_zh=WHO_ZH, explain=False)
+                      names=names, explain=False)
 
 
 def _back(ticket_id: int, *, done: str | None = None, error: str | None = None) -> Response:
@@ -407,12 +380,12 @@ def circle_page(chat_id: str, request: Request, svc: ServicesDep, who: StaffPage
         asked = {r["m"].id: r["m"] for r in rows if r["m"].direction == Direction.IN}
         held = [r["m"] for r in rows if r["m"].status == Delivery.HELD]
         open_tickets = find_tickets(
-            s, who.role, who.member_id, TicketFilter(open_only=True, limit=20), now=now)
+            s, who.role, who.member_id, TicketFilter(open_only=True, circle_id=circle.id),
+            now=now)
         return render(
             request, "circle.html", circle=circle, rows=rows, asked=asked, held=held, now=now,
-            who_zh=WHO_ZH, tickets=[t for t, c in open_tickets if c.id == circle.id],
-            flash=FLASH_ZH.get(request.query_params.get("done", "")),
-            error=ERRORS_ZH.get(request.query_params.get("error", "")),
+            tickets=[t for t, _ in open_tickets],
+            done=request.query_params.get("done"), error=request.query_params.get("error"),
         )
 
 
@@ -426,7 +399,7 @@ def circle_messages(chat_id: str, request: Request, svc: ServicesDep,
         rows = transcript_rows(s, circle, _now(), limit=200)
         asked = {r["m"].id: r["m"] for r in rows if r["m"].direction == Direction.IN}
         return render(request, "_transcript.html", rows=rows, asked=asked, names=None,
-                      who_zh=WHO_ZH, explain=True)
+                      explain=True)
 
 
 def _held_action(

@@ -30,7 +30,6 @@ COOKIE = "cc_session"
 CSRF_FIELD, CSRF_HEADER = "csrf", "X-CSRF-Token"
 PAGE_PREFIXES = ("/console", "/chat")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ROLE_ZH = {UserRole.AGENT: "顾问", UserRole.SUPERVISOR: "主管", UserRole.ADMIN: "管理员"}
 
 
 @cache
@@ -45,7 +44,6 @@ def templates() -> Jinja2Templates:
     env.filters |= {"local": display.local, "countdown": display.countdown,
                     "initial": display.initial, "span": display.span,
                     "mentions": display.mentions}
-    env.globals |= {"role_zh": ROLE_ZH}
     return Jinja2Templates(env=env)
 
 
@@ -164,25 +162,12 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
 
 
 # -- errors on pages ----------------------------------------------------------------------------
-ERROR_ZH = {
-    "ROLE_FORBIDDEN": "您的账号没有这个页面的权限。",
-    "TICKET_FORBIDDEN": "这张工单属于其他团队，您无权查看。",
-    "CIRCLE_FORBIDDEN": "这个群属于其他团队，您无权查看。",
-    "CSRF_FAILED": "页面已过期，请刷新后重试。",
-    "TICKET_NOT_FOUND": "没有这张工单。",
-    "CIRCLE_UNKNOWN": "没有这个群。",
-    "CHAT_NOT_DEMO": "聊天页只开放演示群。",
-    "NOT_FOUND": "页面不存在。",
-}
-
-
 def is_page(request: Request) -> bool:
     return request.url.path.startswith(PAGE_PREFIXES) and not request.headers.get("HX-Request")
 
 
 def page_error(request: Request, exc: AppError) -> Response:
-    message = ERROR_ZH.get(exc.code, f"出错了（{exc.code}）。")
-    return render(request, "error.html", status=exc.status, message=message, code=exc.code)
+    return render(request, "error.html", status=exc.status, code=exc.code)
 
 
 def login_redirect(_: Request, exc: Exception) -> Response:
