@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	@echo "chat page: http://127.0.0.1:$(PORT)/chat/demo-family   console: http://127.0.0.1:$(PORT)/console/ (demo-agent / demo)"
 	$(BIN)/corecircle serve --demo --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP)

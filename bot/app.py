@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from bot import logmask
 from bot.channels.config import load_apps
@@ -16,7 +17,11 @@ from bot.nlu.engine import IntentEngine
 from bot.routes import (
     admin,
     auth,
+    chat,
     circles,
+    console,
+    dashboard,
+    docs,
     followups,
     health,
     messages,
@@ -31,6 +36,7 @@ from bot.routes import (
 from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import build_services
 from bot.settings import Settings
+from bot.web.pages import WEB, LoginRequired, login_redirect
 from storage.db import transaction
 
 
@@ -61,10 +67,14 @@ def create_app(
         summary="A customer-service bot for life-insurance agents in group chats",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by bot/routes/docs.py with vendored assets
+        redoc_url=None,
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, reports, rasa_actions):
+                   summaries, reports, rasa_actions, console, dashboard, chat, docs):
         app.include_router(module.router)
+    app.add_exception_handler(LoginRequired, login_redirect)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +56,11 @@ class TokenSigner:
             "exp": int((now + timedelta(minutes=self._minutes)).timestamp()),
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def mac(self, purpose: str, value: str) -> str:
+        """A keyed digest of `value` for one purpose (a page's CSRF token, a demo chat link)."""
+        message = f"{purpose}\n{value}".encode()
+        return hmac.new(self._secret.encode(), message, hashlib.sha256).hexdigest()[:40]
 
     def read(self, token: str) -> Principal:
         try:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.auth import Principal
 from bot.services import Services
+from bot.web.pages import is_page, page_error, session_of
 from storage.db import DatabaseUnavailable
 from storage.enums import UserRole
 from storage.errors import AppError, Forbidden, Unauthorized
@@ -61,7 +62,9 @@ def validation_response(errors: list[dict[str, object]]) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        if is_page(request):
+            return page_error(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
@@ -101,8 +104,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def current_principal(
-    svc: ServicesDep, token: Annotated[str | None, Depends(oauth2)]
+    request: Request, svc: ServicesDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal:
+    if not token and request.method == "GET":
+        # A logged-in page may open a JSON view (a summary, the dashboard's figures); reads
+        # only, so a cross-site form can never act through the cookie.
+        who = session_of(request)
+        if who is not None:
+            return who
     if not token:
         raise Unauthorized("log in first: POST /api/v1/auth/token", code="LOGIN_REQUIRED")
     return svc.signer.read(token)

@@ -30,10 +30,10 @@ from escalation.notify import (
 )
 from escalation.policy import EscalationPolicy
 from escalation.risk import Risk
-from storage.enums import Priority, TicketStatus
-from storage.errors import Conflict, NotFound
+from storage.enums import FollowUpKind, Priority, TicketStatus
+from storage.errors import BadRequest, Conflict, NotFound
 from storage.formats import moment
-from storage.models import Circle, Member, Message, Ticket
+from storage.models import Circle, FollowUp, Member, Message, Ticket
 from storage.pii import mask
 from storage.scripts import ScriptLibrary
 
@@ -148,6 +148,21 @@ def assign(
 
 def add_note(session: Session, ticket: Ticket, *, actor_id: str, text: str, now: datetime) -> None:
     events.record(session, ticket.id, "note", now=now, actor_id=actor_id, text=mask(text))
+
+
+def add_followup(
+    session: Session, ticket: Ticket, *, actor_id: str, text: str, due_at: datetime,
+    now: datetime, kind: FollowUpKind = FollowUpKind.PROMISE, dedupe_key: str | None = None,
+) -> tuple[FollowUp, bool]:
+    """A promise (or a scheduled message) on this ticket's circle; the same one twice is one
+    row, and the second call says it was not created."""
+    if ticket.status == TicketStatus.RESOLVED:
+        raise BadRequest(f"ticket {ticket.id} is resolved", code="TICKET_RESOLVED")
+    return followups.create(
+        session, circle_id=ticket.circle_id, ticket_id=ticket.id, recipient_id=None, kind=kind,
+        text=text, due_at=due_at, now=now, created_by=actor_id,
+        dedupe_key=f"api:{ticket.id}:{dedupe_key}" if dedupe_key else None,
+    )
 
 
 def reply(

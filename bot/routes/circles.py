@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from bot.http import ServicesDep, StaffDep
 from circles.access import require_circle_access
+from circles.history import recent_messages
 from circles.membership import find_circle
-from storage.models import Message
 
 router = APIRouter(prefix="/api/v1/circles", tags=["circles"])
 
@@ -43,12 +42,7 @@ def circle_messages(
     with svc.sessions() as s:
         circle = find_circle(s, chat_id)
         require_circle_access(s, who.role, who.member_id, circle)
-        rows = s.scalars(
-            select(Message)
-            .where(Message.circle_id == circle.id)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(limit)
-        )
+        rows = recent_messages(s, circle, limit)
         return [
             MessageView(
                 id=m.id, direction=m.direction, channel=m.channel, sender_id=m.sender_id,

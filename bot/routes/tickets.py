@@ -14,11 +14,11 @@ from bot.auth import Principal
 from bot.http import ServicesDep, StaffDep, require_roles
 from bot.routes.followups import FollowUpView, followup_view
 from circles.matter import Specialist
-from escalation import followups, matters, tickets
-from escalation.access import require_ticket, visible
+from escalation import matters, tickets
+from escalation.access import require_ticket
+from escalation.queue import TicketFilter, find_tickets
 from storage.db import transaction
 from storage.enums import FollowUpKind, Priority, TicketStatus, UserRole
-from storage.errors import BadRequest
 from storage.models import Circle, FollowUp, Matter, Ticket, TicketEvent
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
@@ -83,21 +83,10 @@ def list_tickets(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[TicketView]:
     """`mine`: assigned to me; `team`: everything I may see (my circles, pool, my team's)."""
+    f = TicketFilter(scope=scope, status=status_, priority=priority, limit=limit)
     with svc.sessions() as s:
-        q = (
-            select(Ticket, Circle)
-            .join(Circle, Circle.id == Ticket.circle_id)
-            .where(visible(who.role, who.member_id))
-            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-            .limit(limit)
-        )
-        if scope == "mine":
-            q = q.where(Ticket.assignee_id == who.member_id)
-        if status_ is not None:
-            q = q.where(Ticket.status == status_)
-        if priority is not None:
-            q = q.where(Ticket.priority == priority)
-        return [TicketView(**_view(t, c)) for t, c in s.execute(q)]
+        rows = find_tickets(s, who.role, who.member_id, f, now=_now())
+        return [TicketView(**_view(t, c)) for t, c in rows]
 
 
 def _detail(s: Any, t: Ticket) -> TicketDetail:
@@ -161,13 +150,9 @@ def add_followup(
     """The same promise twice (a retried request) is one row: the second call answers 200."""
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
-        if ticket.status == TicketStatus.RESOLVED:
-            raise BadRequest(f"ticket {ticket_id} is resolved", code="TICKET_RESOLVED")
-        row, created = followups.create(
-            s, circle_id=ticket.circle_id, ticket_id=ticket.id, recipient_id=None,
-            kind=body.kind, text=body.text, due_at=body.due_at, now=_now(),
-            created_by=_actor(who),
-            dedupe_key=f"api:{ticket.id}:{body.dedupe_key}" if body.dedupe_key else None,
+        row, created = tickets.add_followup(
+            s, ticket, actor_id=_actor(who), text=body.text, due_at=body.due_at, now=_now(),
+            kind=body.kind, dedupe_key=body.dedupe_key,
         )
         view = followup_view(row)
     if created:

@@ -1,0 +1,437 @@
+"""The agent's console: login, the live queue, a ticket, a circle; pages over the same domain
+functions as the JSON API (escalation.queue, escalation.tickets, escalation.panel, circles)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.auth import Principal, authenticate
+from bot.http import ServicesDep
+from bot.services import Services
+from bot.web.pages import (
+    CsrfChecked,
+    StaffPage,
+    login_response,
+    logout_response,
+    render,
+    safe_next,
+    session_of,
+)
+from circles.access import require_circle_access
+from circles.history import cancel_held, latest_inbound, recent_messages, said, send_held_now
+from circles.membership import find_circle
+from escalation import tickets
+from escalation.access import require_ticket
+from escalation.dashboard import team
+from escalation.panel import customer_panel
+from escalation.queue import Sla, TicketFilter, find_tickets, next_deadline, sla_state
+from storage.db import transaction
+from storage.enums import Delivery, Direction, Priority, Role, TicketStatus, UserRole
+from storage.errors import AppError, BadRequest, NotFound, Unauthorized
+from storage.models import Circle, CircleMember, Member, Message, Ticket, TicketEvent
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+STREAM_SECONDS = 15.0  # a stream ends and the browser reconnects: no worker held for long
+PROBE_SECONDS = 1.0
+TRANSCRIPT = 60
+Work = Callable[[Session, Ticket], object]  # one action on a ticket, in a transaction
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor(who: Principal) -> str:
+    return who.member_id or who.username
+
+
+# -- login -------------------------------------------------------------------------------------
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:
+    return render(request, "login.html", next=safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(
+    request: Request, svc: ServicesDep, username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=256)] = "",
+    next: Annotated[str, Form(max_length=512)] = "/console/",
+) -> Response:
+    def check() -> Principal:
+        with svc.sessions() as s:
+            return authenticate(s, username, password)
+
+    try:
+        who = await run_in_threadpool(check)  # argon2 is slow on purpose: off the event loop
+    except Unauthorized:
+        return render(request, "login.html", status=401, next=safe_next(next),
+                      error="LOGIN_FAILED", username=username)
+    landing = safe_next(next)
+    if landing == "/console/" and who.role == UserRole.SUPERVISOR:
+        landing = "/console/dashboard"
+    return login_response(request, svc.signer, who, landing, svc.settings.token_minutes)
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+def logout(request: Request) -> Response:
+    return logout_response(request)
+
+
+# -- the queue ---------------------------------------------------------------------------------
+def _day(value: str | None, tz: ZoneInfo) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), tz)
+    except ValueError:
+        return None
+
+
+def queue_filter(params: dict[str, str], tz: ZoneInfo) -> TicketFilter:
+    """The queue's filters from the query string; unknown values are ignored, not errors."""
+    status = params.get("status")
+    to_day = _day(params.get("to"), tz)
+    return TicketFilter(
+        scope="mine" if params.get("scope") == "mine" else "team",
+        status=TicketStatus(status) if status in set(TicketStatus) else None,
+        open_only=not status and params.get("open") != "0",
+        priority=Priority(params["priority"]) if params.get("priority") in set(Priority) else None,
+        assignee=params.get("assignee") or None,
+        sla=Sla(params["sla"]) if params.get("sla") in (Sla.AT_RISK, Sla.BREACHED) else None,
+        reason=params.get("reason") or None,
+        complaint=params.get("complaint") == "1",
+        created_from=_day(params.get("from"), tz),
+        created_to=to_day + timedelta(days=1) if to_day else None,
+        limit=200,
+    )
+
+
+def _rows(svc: Services, who: Principal, params: dict[str, str]) -> list[dict[str, Any]]:
+    now = _now()
+    f = queue_filter(params, ZoneInfo(svc.settings.timezone))
+    with svc.sessions() as s:
+        names = dict(s.execute(select(Member.id, Member.display_name)).all())
+        rows = find_tickets(s, who.role, who.member_id, f, now=now, order="urgency")
+        last = latest_inbound(s, {c.id for _, c in rows})
+        return [
+            {
+                "t": t, "circle": c, "sla": sla_state(t, now).value,
+                "deadline": next_deadline(t), "waiting": now - t.created_at,
+                "assignee": names.get(t.assignee_id or "", ""),
+                "customer": c.customer.name if c.customer else "",
+                "member": names.get(t.member_id or "", t.member_id or ""),
+                "last": last.get(c.id),
+            }
+            for t, c in rows
+        ]
+
+
+def _labels(svc: Services) -> dict[str, Any]:
+    """Status and priority names as scripts_zh labels them (the bot says the same words)."""
+    return {"priority_zh": {p.value: svc.scripts.label("priority", p.value) for p in Priority},
+            "status_zh": {t.value: svc.scripts.label("ticket_status", t.value)
+                          for t in TicketStatus},
+}
+
+
+@router.get("/", response_class=HTMLResponse)
+def queue_page(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
+    params = dict(request.query_params)
+    rows = _rows(svc, who, params)
+    with svc.sessions() as s:
+        people = team(s, who.role, who.member_id)
+    return render(request, "queue.html", rows=rows, params=params, now=_now(), team=people,
+                  query=urlencode(params), **_labels(svc))
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_rows(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
+    """The queue's rows alone: what the page re-fetches when the event stream says so."""
+    params = dict(request.query_params)
+    return render(request, "_queue_rows.html", rows=_rows(svc, who, params), now=_now(),
+                  **_labels(svc))
+
+
+def _probe(svc: Services) -> tuple[int, int]:
+    with svc.sessions() as s:
+        return (s.scalar(select(func.max(Message.id))) or 0,
+                s.scalar(select(func.max(TicketEvent.id))) or 0)
+
+
+async def change_events(
+    request: Request, probe: Callable[[], tuple[int, ...]]
+) -> AsyncIterator[ServerSentEvent]:
+    """`changed` whenever the probe's value moves; polls the database (works with SQLite and
+    across workers); ends after STREAM_SECONDS and the browser reconnects."""
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + STREAM_SECONDS
+    last = await run_in_threadpool(probe)
+    yield ServerSentEvent(event="ready", data=list(last), retry=1000)
+    while loop.time() < ends and not await request.is_disconnected():
+        await asyncio.sleep(PROBE_SECONDS)
+        current = await run_in_threadpool(probe)
+        if current != last:
+            last = current
+            yield ServerSentEvent(event="changed", data=list(current))
+
+
+@router.get("/events", response_class=EventSourceResponse)
+async def queue_events(
+    request: Request, svc: ServicesDep, who: StaffPage
+) -> AsyncIterator[ServerSentEvent]:
+    """New tickets, ticket changes and customer messages, as `changed` events."""
+    async for event in change_events(request, lambda: _probe(svc)):
+        yield event
+
+
+# -- a ticket ----------------------------------------------------------------------------------
+def _speakers(s: Session, circle_id: int) -> dict[str, Role]:
+    return dict(s.execute(select(CircleMember.member_id, CircleMember.role)
+                          .where(CircleMember.circle_id == circle_id)).all())
+
+
+def transcript_rows(
+    s: Session, circle: Circle, now: datetime, limit: int = TRANSCRIPT
+) -> list[dict[str, Any]]:
+    """Oldest first, each with who spoke (bot, agent, family) as the circle sees them."""
+    roles = _speakers(s, circle.id)
+    rows = []
+    for m in reversed(recent_messages(s, circle, limit)):
+        if m.direction == Direction.OUT and m.sender_id is None:
+            who = "bot"
+        else:
+            role = roles.get(m.sender_id or "")
+            who = {Role.CUSTOMER: "customer", Role.FAMILY: "family", Role.AGENT: "agent",
+                   Role.SUPERVISOR: "agent", Role.SPECIALIST: "agent",
+                   Role.BOT: "bot"}.get(role, "guest") if role else "guest"
+        rows.append({"m": m, "who": who, "said": said(m, now)})
+    return rows
+
+
+def _circle_of(s: Session, t: Ticket) -> Circle:
+    circle = s.get(Circle, t.circle_id)
+    if circle is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"circle of ticket {t.id} is gone", code="CIRCLE_UNKNOWN")
+    return circle
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPage) -> Response:
+    now = _now()
+    with svc.sessions() as s:
+        t = require_ticket(s, ticket_id, who.role, who.member_id)
+        circle = _circle_of(s, t)
+        panel = customer_panel(s, circle)
+        events = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
+                                .order_by(TicketEvent.id)))
+        names = dict(s.execute(select(Member.id, Member.display_name)).all())
+        return render(
+            request, "ticket.html", t=t, circle=circle, panel=panel, events=events,
+            names=names, transcript=transcript_rows(s, circle, now),
+            sla=sla_state(t, now).value, deadline=next_deadline(t), now=now,
+            slots=t.context.get("slots") or {},
+            suggestions=t.context.get("suggested_scripts") or [],
+            team=team(s, who.role, who.member_id),
+            done=request.query_params.get("done"), error=request.query_params.get("error"),
+            **_labels(svc),
+        )
+
+
+@router.get("/tickets/{ticket_id}/transcript", response_class=HTMLResponse)
+def ticket_transcript(ticket_id: int, request: Request, svc: ServicesDep,
+                      who: StaffPage) -> Response:
+    """The transcript alone: re-fetched when the event stream says the circle moved."""
+    with svc.sessions() as s:
+        t = require_ticket(s, ticket_id, who.role, who.member_id)
+        circle = _circle_of(s, t)
+        names = dict(s.execute(select(Member.id, Member.display_name)).all())
+        return render(request, "_transcript.html", rows=transcript_rows(s, circle, _now()),
+                      names=names, explain=False)
+
+
+def _back(ticket_id: int, *, done: str | None = None, error: str | None = None) -> Response:
+    query = urlencode({"done": done} if done else {"error": error or "FAILED"})
+    return RedirectResponse(f"/console/tickets/{ticket_id}?{query}#actions", status_code=303)
+
+
+def _act(
+    svc: Services, who: Principal, ticket_id: int, done: str, work: Work
+) -> Response:
+    """Run one action on a visible ticket in a transaction; PRG back to the ticket page."""
+    try:
+        with transaction(svc.sessions) as s:
+            ticket = require_ticket(s, ticket_id, who.role, who.member_id)
+            work(s, ticket)
+    except AppError as exc:
+        if exc.status in (403, 404):
+            raise
+        return _back(ticket_id, error=exc.code)
+    return _back(ticket_id, done=done)
+
+
+Text = Annotated[str, Form(max_length=4000)]
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise BadRequest("empty text", code="EMPTY_TEXT")
+    return value
+
+
+@router.post("/tickets/{ticket_id}/reply", dependencies=[CsrfChecked])
+def reply(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
+          to: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """To the whole group, or privately to one member of the circle, as the agent."""
+
+    def work(s: Session, ticket: Ticket) -> None:
+        body = _text(text)
+        if to and to not in _speakers(s, ticket.circle_id):
+            raise BadRequest("not a member of this circle", code="RECIPIENT_UNKNOWN")
+        tickets.reply(s, ticket, actor_id=_actor(who), text=body, now=_now(), to=to or None)
+
+    try:
+        return _act(svc, who, ticket_id, "private" if to else "reply", work)
+    except BadRequest as exc:
+        return _back(ticket_id, error=exc.code)
+
+
+def _guard(ticket_id: int, run: Callable[[], Response]) -> Response:
+    try:
+        return run()
+    except BadRequest as exc:
+        return _back(ticket_id, error=exc.code)
+
+
+@router.post("/tickets/{ticket_id}/notes", dependencies=[CsrfChecked])
+def note(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "") -> Response:
+    return _guard(ticket_id, lambda: _act(
+        svc, who, ticket_id, "note",
+        lambda s, t: tickets.add_note(s, t, actor_id=_actor(who), text=_text(text), now=_now())))
+
+
+@router.post("/tickets/{ticket_id}/promise", dependencies=[CsrfChecked])
+def promise(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
+            due: Annotated[str, Form(max_length=32)] = "") -> Response:
+    """The date-time picker's value is local time (Asia/Shanghai by default)."""
+    try:
+        due_at = datetime.fromisoformat(due).replace(tzinfo=ZoneInfo(svc.settings.timezone))
+    except ValueError:
+        return _back(ticket_id, error="BAD_TIME")
+    return _guard(ticket_id, lambda: _act(
+        svc, who, ticket_id, "promise",
+        lambda s, t: tickets.add_followup(s, t, actor_id=_actor(who), text=_text(text),
+                                          due_at=due_at, now=_now())))
+
+
+@router.post("/tickets/{ticket_id}/claim", dependencies=[CsrfChecked])
+def claim(ticket_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+    return _act(svc, who, ticket_id, "claim",
+                lambda s, t: tickets.claim(s, t, actor_id=_actor(who), now=_now()))
+
+
+@router.post("/tickets/{ticket_id}/assign", dependencies=[CsrfChecked])
+def assign(ticket_id: int, svc: ServicesDep, who: StaffPage,
+           assignee_id: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Reassign to a teammate (an agent hands over, a supervisor dispatches)."""
+
+    def work(s: Session, t: Ticket) -> None:
+        if assignee_id not in {m.id for m in team(s, who.role, who.member_id)}:
+            raise BadRequest("not in your team", code="ASSIGNEE_UNKNOWN")
+        tickets.assign(s, t, assignee_id=assignee_id, actor_id=_actor(who), now=_now())
+
+    return _guard(ticket_id, lambda: _act(svc, who, ticket_id, "assign", work))
+
+
+@router.post("/tickets/{ticket_id}/resolve", dependencies=[CsrfChecked])
+def resolve(ticket_id: int, svc: ServicesDep, who: StaffPage,
+            note: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    return _act(svc, who, ticket_id, "resolve", lambda s, t: tickets.resolve(
+        s, svc.scripts, t, actor_id=_actor(who), now=_now(), note=note.strip() or None))
+
+
+@router.post("/tickets/{ticket_id}/reopen", dependencies=[CsrfChecked])
+def reopen(ticket_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+    return _act(svc, who, ticket_id, "reopen", lambda s, t: tickets.reopen(
+        s, t, actor_id=_actor(who), now=_now(), policy=svc.settings.escalation_policy()))
+
+
+# -- a circle ----------------------------------------------------------------------------------
+@router.get("/circles/{chat_id}", response_class=HTMLResponse)
+def circle_page(chat_id: str, request: Request, svc: ServicesDep, who: StaffPage) -> Response:
+    """Every message, what the bot answered and why, held answers with their countdown."""
+    now = _now()
+    with svc.sessions() as s:
+        circle = find_circle(s, chat_id)
+        require_circle_access(s, who.role, who.member_id, circle)
+        rows = transcript_rows(s, circle, now, limit=200)
+        asked = {r["m"].id: r["m"] for r in rows if r["m"].direction == Direction.IN}
+        held = [r["m"] for r in rows if r["m"].status == Delivery.HELD]
+        open_tickets = find_tickets(
+            s, who.role, who.member_id, TicketFilter(open_only=True, circle_id=circle.id),
+            now=now)
+        return render(
+            request, "circle.html", circle=circle, rows=rows, asked=asked, held=held, now=now,
+            tickets=[t for t, _ in open_tickets],
+            done=request.query_params.get("done"), error=request.query_params.get("error"),
+        )
+
+
+@router.get("/circles/{chat_id}/messages", response_class=HTMLResponse)
+def circle_messages(chat_id: str, request: Request, svc: ServicesDep,
+                    who: StaffPage) -> Response:
+    """The circle's messages alone, with the bot's reasons, for live refresh."""
+    with svc.sessions() as s:
+        circle = find_circle(s, chat_id)
+        require_circle_access(s, who.role, who.member_id, circle)
+        rows = transcript_rows(s, circle, _now(), limit=200)
+        asked = {r["m"].id: r["m"] for r in rows if r["m"].direction == Direction.IN}
+        return render(request, "_transcript.html", rows=rows, asked=asked, names=None,
+                      explain=True)
+
+
+def _held_action(
+    svc: Services, who: Principal, chat_id: str, message_id: int, send: bool
+) -> Response:
+    try:
+        with transaction(svc.sessions) as s:
+            circle = find_circle(s, chat_id)
+            require_circle_access(s, who.role, who.member_id, circle)
+            if send:
+                send_held_now(s, circle, message_id, now=_now())
+            else:
+                cancel_held(s, circle, message_id)
+    except AppError as exc:
+        if exc.status in (403, 404):
+            raise
+        return RedirectResponse(f"/console/circles/{chat_id}?error={exc.code}", status_code=303)
+    done = "sent" if send else "cancelled"
+    return RedirectResponse(f"/console/circles/{chat_id}?done={done}", status_code=303)
+
+
+@router.post("/circles/{chat_id}/held/{message_id}/send", dependencies=[CsrfChecked])
+def held_send(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+    return _held_action(svc, who, chat_id, message_id, send=True)
+
+
+@router.post("/circles/{chat_id}/held/{message_id}/cancel", dependencies=[CsrfChecked])
+def held_cancel(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+    return _held_action(svc, who, chat_id, message_id, send=False)
+
+
+@router.get("", include_in_schema=False)
+def bare(request: Request) -> Response:
+    return RedirectResponse("/console/" if session_of(request) else "/console/login",
+                            status_code=307)
