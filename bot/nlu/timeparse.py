@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import cn2an
-
+from bot.nlu.numerals import cn_number
 from storage.pii import fold_width
 
 TZ_NAME = "Asia/Shanghai"
@@ -115,7 +114,7 @@ class TimeMatch:
 
 def _num(s: str) -> int:
     """'15', '十五', '两' -> int; raises ValueError on anything else."""
-    value = int(s) if s.isdigit() else cn2an.cn2an(s, "smart")
+    value = int(s) if s.isdigit() else cn_number(s)
     if value != int(value):
         raise ValueError(s)
     return int(value)
@@ -272,7 +271,7 @@ def resolve_time(text: str, now: datetime) -> list[TimeMatch]:
             continue  # "两点建议" counts points
         try:
             value = _resolve(m, now)
-        except (ValueError, KeyError):  # 2月30号, 25点; cn2an raises either on bad numerals
+        except (ValueError, KeyError):  # 2月30号, 25点, a malformed numeral
             continue
         if value is not None:
             start = m.start() + len(m.group()) - len(m.group().lstrip())
