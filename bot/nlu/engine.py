@@ -4,8 +4,9 @@ A linear SVM (one-vs-rest) over TF-IDF character 1-3-grams of the normalised tex
 start from the examples in scripts_zh/ (about a second for ~5,000 examples). Its margins become
 a confidence by a softmax whose temperature is fitted on out-of-fold margins at training time,
 so `confidence_threshold` keeps its meaning when the examples change. Character n-grams need no
-word segmentation; jieba words added nothing measurable and cost a second of start-up, so the
-jieba `Tokenizer` (with the insurance dictionary) is built only when someone asks for it.
+word segmentation; jieba words added nothing measurable and cost a second of start-up, so jieba
+is not a runtime dependency: `Tokenizer` (with the insurance dictionary) imports it only when
+built, for the benchmark's ablation (`pip install -e '.[bench]'`).
 `benchmarks/nlu.py` holds the evidence for these choices.
 """
 
@@ -22,7 +23,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jieba
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix
@@ -44,8 +44,10 @@ ORDER_WEIGHTS = (1.0, 1.0, 0.5)
 # Start/end markers for bigrams; normalize() strips control characters, so no text has them.
 _START, _END = "\x02", "\x03"
 SVM_C = 1.0
+USE_BIASES = False
 MIN_KNOWN = 0.2  # below this share of known n-grams a text is junk or another script
 CALIBRATION_FOLDS = 3
+BIAS_RANGE, BIAS_STEP, BIAS_MIN_GAIN = 0.5, 0.05, 2  # per-intent margin offsets (see _fit_biases)
 
 # Lone surrogate halves (broken clients) crash opencc; replaced one for one, offsets hold.
 _SURROGATES_RE = re.compile("[\ud800-\udfff]")
@@ -76,6 +78,8 @@ class Tokenizer:
     """jieba with our insurance dictionary, as its own instance (no global state)."""
 
     def __init__(self, userdict: Path | None) -> None:
+        import jieba  # noqa: PLC0415 - optional (the bench extra); production never segments
+
         logging.getLogger("jieba").setLevel(logging.WARNING)
         self._jieba = jieba.Tokenizer()
         if userdict is not None and userdict.exists():
@@ -164,6 +168,31 @@ def _fit_temperature(margins: np.ndarray, y: np.ndarray) -> float:
     return math.exp(minimize_scalar(nll, bounds=(-2.0, 4.0), method="bounded").x)
 
 
+def _fit_biases(margins: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-intent offsets to the margins that make more out-of-fold answers right.
+
+    One-vs-rest margins are not on one scale: an intent with many varied examples (family
+    chatter) scores lower than it should against one with a few stock phrases. Coordinate
+    ascent over a small grid, two rounds; a bias moves only when it gains at least
+    BIAS_MIN_GAIN examples, so noise does not move it.
+    """
+    biases = np.zeros(margins.shape[1])
+    grid = np.round(np.arange(-BIAS_RANGE, BIAS_RANGE + 1e-9, BIAS_STEP), 3)
+    for _ in range(2):
+        for k in range(margins.shape[1]):
+            best, best_right = biases[k], int(((margins + biases).argmax(1) == y).sum())
+            for b in grid:
+                trial = biases.copy()
+                trial[k] = b
+                right = int(((margins + trial).argmax(1) == y).sum())
+                if right >= best_right + BIAS_MIN_GAIN or (
+                    right == best_right and abs(b) < abs(best)
+                ):
+                    best, best_right = b, right
+            biases[k] = best
+    return biases
+
+
 def _fit(features: Features, y: np.ndarray) -> LinearSVC:
     return LinearSVC(C=SVM_C).fit(features.matrix, y)
 
@@ -184,7 +213,7 @@ class IntentEngine:
         y = np.array([index[i] for _, i in examples])
         self._vocabulary, counts = count_ngrams(texts)
         self._order = np.array([len(g) - 1 for g in self._vocabulary], dtype=np.intp)
-        self.temperature = self._calibrate(counts, y)
+        self.temperature, self._biases = self._calibrate(counts, y)
         features = Features(counts, self._order)
         clf = _fit(features, y)
         self._idf = features.idf
@@ -195,19 +224,21 @@ class IntentEngine:
         self._weights = np.ascontiguousarray(coef.T)  # one row of class weights per feature
         self._intercept = intercept
 
-    def _calibrate(self, counts: csr_matrix, y: np.ndarray) -> float:
-        """Fit the softmax temperature on margins of examples each model did not train on."""
+    def _calibrate(self, counts: csr_matrix, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Fit per-intent margin offsets, then the softmax temperature, on margins of examples
+        each model did not train on."""
         classes = np.bincount(y)
         folds = min(CALIBRATION_FOLDS, int(classes.min()))
         if folds < 2:
-            return 1.0
+            return 1.0, np.zeros(len(classes))
         margins = np.zeros((len(y), len(classes)))
         split = StratifiedKFold(folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y)
         for tr, te in split:
             features = Features(counts[tr], self._order)
             clf = _fit(features, y[tr])
             margins[te] = _margins_of(clf, features.weigh(counts[te]))
-        return _fit_temperature(margins, y)
+        biases = _fit_biases(margins, y) if USE_BIASES else np.zeros(len(classes))
+        return _fit_temperature(margins + biases, y), biases
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
@@ -235,7 +266,7 @@ class IntentEngine:
         orders = self._order[cols]
         squares = np.bincount(orders, weights=v * v, minlength=len(ORDER_WEIGHTS))
         v *= self._order_weights[orders] / np.sqrt(squares[orders])
-        return v @ self._weights[cols] + self._intercept, known
+        return v @ self._weights[cols] + self._intercept + self._biases, known
 
     def classify(self, normalized: str) -> tuple[tuple[str, float], ...]:
         """Intents ranked by confidence (top 10) for normalised text."""

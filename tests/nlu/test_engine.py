@@ -207,6 +207,7 @@ def test_small_engines_train() -> None:
 
 
 def test_tokenizer_uses_the_insurance_dictionary(library: ScriptLibrary) -> None:
+    pytest.importorskip("jieba")  # the bench extra
     tokens = Tokenizer(library.root / "dict" / "insurance.txt")("我想问问现金价值和犹豫期")
     assert "现金价值" in tokens
     assert "犹豫期" in tokens
