@@ -44,10 +44,8 @@ ORDER_WEIGHTS = (1.0, 1.0, 0.5)
 # Start/end markers for bigrams; normalize() strips control characters, so no text has them.
 _START, _END = "\x02", "\x03"
 SVM_C = 1.0
-USE_BIASES = False
 MIN_KNOWN = 0.2  # below this share of known n-grams a text is junk or another script
 CALIBRATION_FOLDS = 3
-BIAS_RANGE, BIAS_STEP, BIAS_MIN_GAIN = 0.5, 0.05, 2  # per-intent margin offsets (see _fit_biases)
 
 # Lone surrogate halves (broken clients) crash opencc; replaced one for one, offsets hold.
 _SURROGATES_RE = re.compile("[\ud800-\udfff]")
@@ -168,31 +166,6 @@ def _fit_temperature(margins: np.ndarray, y: np.ndarray) -> float:
     return math.exp(minimize_scalar(nll, bounds=(-2.0, 4.0), method="bounded").x)
 
 
-def _fit_biases(margins: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-intent offsets to the margins that make more out-of-fold answers right.
-
-    One-vs-rest margins are not on one scale: an intent with many varied examples (family
-    chatter) scores lower than it should against one with a few stock phrases. Coordinate
-    ascent over a small grid, two rounds; a bias moves only when it gains at least
-    BIAS_MIN_GAIN examples, so noise does not move it.
-    """
-    biases = np.zeros(margins.shape[1])
-    grid = np.round(np.arange(-BIAS_RANGE, BIAS_RANGE + 1e-9, BIAS_STEP), 3)
-    for _ in range(2):
-        for k in range(margins.shape[1]):
-            best, best_right = biases[k], int(((margins + biases).argmax(1) == y).sum())
-            for b in grid:
-                trial = biases.copy()
-                trial[k] = b
-                right = int(((margins + trial).argmax(1) == y).sum())
-                if right >= best_right + BIAS_MIN_GAIN or (
-                    right == best_right and abs(b) < abs(best)
-                ):
-                    best, best_right = b, right
-            biases[k] = best
-    return biases
-
-
 def _fit(features: Features, y: np.ndarray) -> LinearSVC:
     return LinearSVC(C=SVM_C).fit(features.matrix, y)
 
@@ -213,7 +186,7 @@ class IntentEngine:
         y = np.array([index[i] for _, i in examples])
         self._vocabulary, counts = count_ngrams(texts)
         self._order = np.array([len(g) - 1 for g in self._vocabulary], dtype=np.intp)
-        self.temperature, self._biases = self._calibrate(counts, y)
+        self.temperature = self._calibrate(counts, y)
         features = Features(counts, self._order)
         clf = _fit(features, y)
         self._idf = features.idf
@@ -224,21 +197,19 @@ class IntentEngine:
         self._weights = np.ascontiguousarray(coef.T)  # one row of class weights per feature
         self._intercept = intercept
 
-    def _calibrate(self, counts: csr_matrix, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Fit per-intent margin offsets, then the softmax temperature, on margins of examples
-        each model did not train on."""
+    def _calibrate(self, counts: csr_matrix, y: np.ndarray) -> float:
+        """Fit the softmax temperature on margins of examples each model did not train on."""
         classes = np.bincount(y)
         folds = min(CALIBRATION_FOLDS, int(classes.min()))
         if folds < 2:
-            return 1.0, np.zeros(len(classes))
+            return 1.0
         margins = np.zeros((len(y), len(classes)))
         split = StratifiedKFold(folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y)
         for tr, te in split:
             features = Features(counts[tr], self._order)
             clf = _fit(features, y[tr])
             margins[te] = _margins_of(clf, features.weigh(counts[te]))
-        biases = _fit_biases(margins, y) if USE_BIASES else np.zeros(len(classes))
-        return _fit_temperature(margins + biases, y), biases
+        return _fit_temperature(margins, y)
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
@@ -266,7 +237,7 @@ class IntentEngine:
         orders = self._order[cols]
         squares = np.bincount(orders, weights=v * v, minlength=len(ORDER_WEIGHTS))
         v *= self._order_weights[orders] / np.sqrt(squares[orders])
-        return v @ self._weights[cols] + self._intercept + self._biases, known
+        return v @ self._weights[cols] + self._intercept, known
 
     def classify(self, normalized: str) -> tuple[tuple[str, float], ...]:
         """Intents ranked by confidence (top 10) for normalised text."""
