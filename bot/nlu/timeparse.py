@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -68,9 +69,9 @@ _N = rf"(?:[0-9]{{1,2}}|[{_CN}]{{1,3}})"
 _MREF = r"下个?月|这个?月|本月"
 
 
-def _alternation(words: object) -> str:
+def _alternation(words: Iterable[str]) -> str:
     """A regex alternation, longest first, so 大后儿个 wins over 后儿."""
-    return "|".join(sorted(map(str, words), key=len, reverse=True))
+    return "|".join(sorted(words, key=len, reverse=True))
 
 
 _TIME_RE = re.compile(
