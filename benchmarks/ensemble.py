@@ -59,7 +59,9 @@ def metrics(labels: list[str], p: np.ndarray, gold: np.ndarray, thr: float) -> n
     pred, conf = np.array(labels)[p.argmax(axis=1)], p.max(axis=1)
     oos = gold == OUT_OF_SCOPE
     wrong = (conf >= thr) & (pred != OUT_OF_SCOPE) & (pred != gold)
-    return np.array([(pred == gold).mean(), (pred[oos] == OUT_OF_SCOPE).mean(), wrong.mean()])
+    return np.array([
+        (pred == gold).mean(), (pred[oos] == OUT_OF_SCOPE).mean(), wrong.mean(), (conf < thr).mean()
+    ])
 
 
 def main() -> None:
@@ -77,9 +79,9 @@ def main() -> None:
         ("+ ComplementNB on jieba words", lambda: ComplementNB(alpha=0.3)),
         ("+ LogisticRegression C=5 on jieba words", lambda: LogisticRegression(C=5, max_iter=500)),
     ]
-    print("| system | 5-fold acc | 5-fold OOS recall | 5-fold wrong | v2 acc | v2 OOS recall "
-          "| v2 wrong | second model fit s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| system | 5-fold acc | 5-fold OOS recall | 5-fold wrong | 5-fold handoffs | v2 acc "
+          "| v2 OOS recall | v2 wrong | v2 handoffs | second model fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, make in seconds:
         dev, fits = [], []
         for tr, te in StratifiedKFold(5, shuffle=True, random_state=13).split(texts, y):
@@ -96,8 +98,8 @@ def main() -> None:
             p = (1 - WEIGHT) * p + WEIGHT * q
         d, v = np.mean(dev, axis=0), metrics(labels, p, v2_y, thr)
         fit = f"{np.mean(fits):.1f}" if fits else "-"
-        print(f"| {name} | {d[0]:.3f} | {d[1]:.3f} | {d[2]:.1%} | {v[0]:.3f} | {v[1]:.3f} "
-              f"| {v[2]:.1%} | {fit} |", flush=True)
+        print(f"| {name} | {d[0]:.3f} | {d[1]:.3f} | {d[2]:.1%} | {d[3]:.1%} | {v[0]:.3f} "
+              f"| {v[1]:.3f} | {v[2]:.1%} | {v[3]:.1%} | {fit} |", flush=True)
 
 
 if __name__ == "__main__":
