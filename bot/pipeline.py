@@ -222,8 +222,8 @@ class Pipeline:
         if pending and pending.get("kind") == "clarify":
             actions.forget(turn)
             return actions.escalate(turn, reason="low_confidence", holding="fallback.handoff")
-        options = [
-            self.scripts.intents[name].zh
+        options = [  # in the customer's words ("问保费可以怎么交"), never internal labels
+            self.scripts.intents[name].customer_words
             for name, _ in turn.parse.ranking
             if name in self.scripts.intents and name != OUT_OF_SCOPE
         ][:2]

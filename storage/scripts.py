@@ -56,6 +56,7 @@ class _ResponseModel(BaseModel):
 class _IntentModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     zh: str
+    customer_words: str = ""
     action: Action
     urgent: bool = False
     examples: list[str]
@@ -82,6 +83,7 @@ class IntentSpec:
     action: Action
     urgent: bool
     examples: tuple[str, ...]
+    customer_words: str = ""  # the matter as a customer would say it, for clarifying questions
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,12 @@ class ScriptLibrary:
                 if intent_id in intents:
                     raise ScriptError(f"{path.name}: intent {intent_id} defined twice")
                 intents[intent_id] = IntentSpec(
-                    intent_id, model.zh, model.action, model.urgent, tuple(model.examples)
+                    intent_id,
+                    model.zh,
+                    model.action,
+                    model.urgent,
+                    tuple(model.examples),
+                    model.customer_words.strip(),
                 )
                 for key, resp in model.responses.items():
                     self._add(scripts, f"{intent_id}.{key}", resp)
@@ -205,6 +212,10 @@ class ScriptLibrary:
             for key in REQUIRED_KEYS[intent.action]:
                 if f"{intent.id}.{key}" not in self.scripts:
                     problems.append(f"{intent.id}: action {intent.action} needs response '{key}'")
+            if not intent.customer_words:
+                problems.append(
+                    f"{intent.id}: needs customer_words (how a customer would name the matter)"
+                )
             if len(intent.examples) < MIN_EXAMPLES:
                 problems.append(
                     f"{intent.id}: {len(intent.examples)} examples, at least {MIN_EXAMPLES}"

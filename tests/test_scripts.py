@@ -25,7 +25,7 @@ def test_every_catalogue_intent_has_scripts_and_enough_examples(scripts: ScriptL
             pytest.fail(f"{CATALOGUE} is missing: CI runs beside shared/")
         pytest.skip("shared/spec not beside this checkout")
     catalogue = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))["intents"]
-    assert set(catalogue) == set(scripts.intents)
+    assert set(catalogue) <= set(scripts.intents)  # ours may go further (bot_identity)
     for intent_id, spec in catalogue.items():
         ours = scripts.intents[intent_id]
         assert ours.action == spec["action"], intent_id

@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-import cn2an
-
+from bot.nlu.numerals import cn_number
 from bot.nlu.timeparse import resolve_time
 from storage.pii import find_pii, fold_width, is_valid_id_card, luhn_ok
 
@@ -58,7 +57,7 @@ class Entity:
 def _number(s: str) -> int | float:
     """'5,000' / '1.2万' / '一万二' -> a number; int whenever it is whole."""
     s = s.replace(",", "")
-    return _whole(float(s) if _DECIMAL_RE.fullmatch(s) else cn2an.cn2an(s, "smart"))
+    return _whole(float(s) if _DECIMAL_RE.fullmatch(s) else cn_number(s))
 
 
 def _whole(value: float) -> int | float:
@@ -77,7 +76,7 @@ def _amounts(text: str) -> list[Entity]:
             continue  # "一块去" means together
         try:
             value = _number(num)
-        except (ValueError, KeyError):  # cn2an rejects malformed numerals with either
+        except ValueError:  # a malformed numeral
             continue
         if m.group("kw"):
             value = _whole(value * _KW_FACTOR[m.group("kw").lower()])

@@ -63,3 +63,18 @@ def test_rating_answers() -> None:
     assert parse_rating("５") == 5
     assert parse_rating("6") is None
     assert parse_rating("我明天5点到") is None
+
+
+def test_anger_between_family_members_is_no_complaint() -> None:
+    for text in ("你别冲动", "你别冲动！！！", "老公你别说了！！！", "妈 您别生气了 对身体不好",
+                 "爸 你别冲动 跟人家好好说", "你俩别吵了", "孩子作业又没写完 气死我了！！！"):
+        assert assess(text, unanswered=4).level is None, text
+    for text in ("大家注意防骗 别乱点链接", "那个骗子电话又打来了"):
+        assert assess(text).level is None, text
+
+
+def test_anger_aimed_at_us_counts() -> None:
+    for text in ("你们这什么破公司", "你们就是骗子", "客服态度太恶劣了", "理赔拖成这样 简直欺负人"):
+        assert assess(text).urgent, text
+    assert assess("人呢！！！", unanswered=3).urgent
+    assert assess("妈的保单你们到底还赔不赔！！！").level == Priority.HIGH

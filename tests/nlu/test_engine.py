@@ -41,6 +41,7 @@ TYPICAL = [
     ("上次说帮我改地址的事 办好了没", "followup.check"),
     ("哈喽 小助手 周一好呀", "chitchat.greet"),
     ("好滴 我看明白了 谢谢你哈", "chitchat.thanks"),
+    ("小助手 你是真人还是机器人啊", "chitchat.bot_identity"),
     (  # a voice message, transcribed as one run-on
         "那个 嗯 小助手啊 我想问一下 就是我老婆那个保险 今年的保费是不是这个月要扣了 "
         "大概扣多少钱 我好提前往卡里存点",
@@ -206,6 +207,7 @@ def test_small_engines_train() -> None:
 
 
 def test_tokenizer_uses_the_insurance_dictionary(library: ScriptLibrary) -> None:
+    pytest.importorskip("jieba")  # the bench extra
     tokens = Tokenizer(library.root / "dict" / "insurance.txt")("我想问问现金价值和犹豫期")
     assert "现金价值" in tokens
     assert "犹豫期" in tokens
