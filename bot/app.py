@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +33,15 @@ from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import build_services
 from bot.settings import Settings
 from storage.db import startup_lock, transaction, worker_threads
+
+
+def create_served_app() -> FastAPI:
+    """What `corecircle serve` runs in each worker: settings and logging from the environment."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return create_app(settings)
 
 
 def create_app(
