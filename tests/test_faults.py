@@ -8,20 +8,24 @@ other one when a request fails, as WeChat retries a message it got no answer for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import aliased
 
 from storage.models import Message
+from tests.conftest import Chat
 from tests.test_workers import _drop, _env, _free_port, _fresh_database, _serve, _stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -210,4 +214,88 @@ def test_redis_stopped_mid_load_every_message_is_answered_and_flagged(
     finally:
         for proc, _ in workers:
             _stop(proc)
+        _drop(url, pg_server_url)
+
+
+class Proxy:
+    """A loopback TCP proxy whose live connections can all be cut (a database restart as the
+    application's pooled connections see it), without touching the shared PostgreSQL."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        self.cut()
+
+
+def test_database_connections_cut_cost_at_most_a_retry_and_recover(
+    pg_server_url: str, make_client: Callable[..., TestClient]
+) -> None:
+    """Without the pool's pre-ping, a database restart (every pooled connection cut) costs at
+    most one 503 with Retry-After, then the pool renews itself: no restart of ours needed."""
+    url = _fresh_database(pg_server_url)
+    pg_port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    proxy = Proxy(pg_port)
+    try:
+        client = make_client(database_url=url.replace(f":{pg_port}/", f":{proxy.port}/"),
+                             scheduler_enabled=False)
+        chat = Chat(client)
+        for _ in range(5):  # pooled connections in use
+            chat.say("demo-customer", "你好", at_bot=True)
+        proxy.cut()
+        statuses = []
+        for n in range(6):
+            r = chat.send("demo-customer", "你好", at_bot=True, msg_id=f"after-cut-{n}")
+            statuses.append(r.status_code)
+            if r.status_code == 503:
+                assert r.headers["Retry-After"]
+                again = chat.send("demo-customer", "你好", at_bot=True, msg_id=f"after-cut-{n}")
+                assert again.status_code == 200, "the retry is answered"
+        assert statuses.count(503) <= 1, statuses
+        assert statuses[-4:] == [200] * 4
+    finally:
+        proxy.close()
         _drop(url, pg_server_url)
