@@ -116,20 +116,27 @@ async def open_loop(port: int, method: str, path: str, rate: float, seconds: flo
                 "text": text, "msg_id": f"{tag}-{i}", "mentions": ["小助手"] if at else [],
             }, ensure_ascii=False).encode()
         async with slots:
-            conn = idle.pop() if idle else None
-            if conn is None:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                conn = Conn(reader, writer)
-                opened += 1
-            try:
-                status = await asyncio.wait_for(conn.request(method, path, body), 30)
-            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-                result.error(type(exc).__name__)
-                conn.writer.close()
-                return
+            for attempt in (1, 2):
+                reused = bool(idle)
+                conn = idle.pop() if idle else None
+                if conn is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    conn = Conn(reader, writer)
+                    opened += 1
+                try:
+                    status = await asyncio.wait_for(conn.request(method, path, body), 30)
+                    break
+                except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                    conn.writer.close()
+                    # A kept-alive connection the server closed meanwhile: retry once on a
+                    # fresh one, as any HTTP client does; anything else is an error.
+                    if not (reused and attempt == 1 and isinstance(exc, ConnectionError)):
+                        result.error(type(exc).__name__)
+                        return
             result.latencies.append(loop.time() - due)
             if status != 200:
                 result.error(str(status))
+            assert conn is not None
             idle.append(conn)
 
     tasks = []

@@ -124,8 +124,8 @@ def _serialise_sqlite_writers(engine: Engine, lock: threading.RLock) -> None:
         finally:
             _release(dbapi_conn)
 
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
     @event.listens_for(engine, "checkin")
     def _checkin(dbapi_conn: Any, _record: Any) -> None:

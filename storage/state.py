@@ -372,12 +372,11 @@ class _LockAgent:
 
     def _poll_once(self, waits: list[_RemoteWait]) -> None:
         self.rounds += 1
+        error: StateUnavailable | None = None
         try:
             tokens = self._acquire(waits)
         except StateUnavailable as exc:
             tokens, error = [0] * len(waits), exc
-        else:
-            error = None
         orphans: list[tuple[str, int]] = []
         with self._cond:
             for w, token in zip(waits, tokens, strict=True):
@@ -394,8 +393,9 @@ class _LockAgent:
                 self._release(key, token)
 
     def _renew_once(self, renewals: list[_Renewal]) -> None:
+        kept: list[int | None]
         try:
-            kept = self._renew(renewals)
+            kept = list(self._renew(renewals))
         except StateUnavailable:
             kept = [None] * len(renewals)  # try again soon; the TTL covers a short blip
         with self._cond:

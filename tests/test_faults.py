@@ -94,7 +94,8 @@ class Traffic(threading.Thread):
             while time.monotonic() < self.stop_at:
                 msg_id = f"fault-{n}"
                 sender = f"member-{n % SENDERS}"
-                body = {"chat_id": "demo-family", "sender_id": sender, "sender_name": sender,
+                body: dict[str, object] = {
+                    "chat_id": "demo-family", "sender_id": sender, "sender_name": sender,
                         "text": "@小助手 保单能贷款吗" if n % 2 else "今晚吃什么",
                         "msg_id": msg_id, "mentions": ["小助手"] if n % 2 else []}
                 self._deliver(client, n, msg_id, body)
