@@ -96,8 +96,8 @@ class Traffic(threading.Thread):
                 sender = f"member-{n % SENDERS}"
                 body: dict[str, object] = {
                     "chat_id": "demo-family", "sender_id": sender, "sender_name": sender,
-                        "text": "@小助手 保单能贷款吗" if n % 2 else "今晚吃什么",
-                        "msg_id": msg_id, "mentions": ["小助手"] if n % 2 else []}
+                    "text": "@小助手 保单能贷款吗" if n % 2 else "今晚吃什么",
+                    "msg_id": msg_id, "mentions": ["小助手"] if n % 2 else []}
                 self._deliver(client, n, msg_id, body)
                 n += 1
                 self.sent = n
