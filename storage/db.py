@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# filelock logs every acquire and release at DEBUG with the lock object's id(), a long number
+# that reads like a phone number to anyone scanning logs for personal data: keep it quiet.
+logging.getLogger("filelock").setLevel(logging.INFO)
 
 
 class DatabaseUnavailable(RuntimeError):
