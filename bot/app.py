@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -37,7 +39,16 @@ from bot.scheduler import start_scheduler, stop_scheduler
 from bot.services import build_services
 from bot.settings import Settings
 from bot.web.pages import WEB, LoginRequired, login_redirect
-from storage.db import transaction
+from storage.db import startup_lock, transaction, worker_threads
+
+
+def create_served_app() -> FastAPI:
+    """What `corecircle serve` runs in each worker: settings and logging from the environment."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return create_app(settings)
 
 
 def create_app(
@@ -50,8 +61,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = build_services(settings, nlu=nlu_engine)
+        # Request threads sized for the database (SQLite has one writer; PostgreSQL one
+        # pooled connection per thread), instead of anyio's 40 for everything.
+        to_thread.current_default_thread_limiter().total_tokens = worker_threads(
+            settings.resolved_database_url())
         if settings.demo:
-            with transaction(svc.sessions) as s:
+            with startup_lock(svc.db), transaction(svc.sessions) as s:
                 seed_demo(s, settings)
         app.state.services = svc
         svc.channels.start()

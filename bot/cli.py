@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,16 +34,21 @@ def _emit(obj: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
-    from bot.app import create_app  # noqa: PLC0415
     from bot.settings import Settings  # noqa: PLC0415
 
-    overrides: dict[str, Any] = {"demo": True} if args.demo else {}
-    settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    if args.demo:
+        os.environ["CORECIRCLE_DEMO"] = "true"  # every worker reads its settings itself
+    settings = Settings()
+    if args.workers > 1 and not settings.redis_url:
+        raise SystemExit(
+            "--workers > 1 needs REDIS_URL: the in-memory state store (dialogs, locks, "
+            "tokens) belongs to one process"
+        )
+    # One socket, N worker processes (uvicorn's supervisor restarts one that dies); each
+    # worker builds its own app from the environment through the factory.
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port or settings.port,
+        "bot.app:create_served_app", factory=True, workers=args.workers,
+        host=args.host, port=args.port or settings.port,
         log_level=settings.log_level.lower(), timeout_keep_alive=5, limit_concurrency=512,
     )
 
@@ -106,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="seed the demo circle and logins")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes on the one port (more than 1 needs REDIS_URL)")
     serve.set_defaults(func=cmd_serve)
 
     nlu = sub.add_parser("nlu", help="the intent engine").add_subparsers(dest="sub", required=True)

@@ -37,3 +37,7 @@ class Outcome:
     duplicate: bool = False
     spoke_because: str = ""
     notices: tuple[tuple[str, Reply], ...] = field(default=())  # (chat_id, reply) elsewhere
+    # The member's messages are ordered by the conversation lock: "held" (across workers),
+    # "process" (the state store is down: ordered within this worker only), "skipped" (it
+    # stayed busy past the wait: handled unordered, and said so in metrics, logs and answer).
+    lock: str = "held"

@@ -29,6 +29,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.lock_degraded = Counter(
+            "corecircle_conversation_lock_degraded_total",
+            "Messages handled without the cross-worker conversation lock, by how: process "
+            "(state store down: ordered within the worker only) or skipped (busy past the wait)",
+            ["how"], registry=self.registry,
+        )
         self.errors = Counter(
             "corecircle_pipeline_errors_total",
             "Messages whose handling failed and were handed to a human",

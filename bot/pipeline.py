@@ -9,9 +9,12 @@ on (channel, channel message id) makes a retry answer from the first result.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
 
@@ -22,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import actions, forms, handoff, queries
 from bot.messages import InboundMessage, Outcome, Reply
 from bot.metrics import Metrics
-from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine
+from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine, Parse
 from bot.settings import Settings
 from bot.turn import Turn
 from circles import speaking
@@ -35,11 +38,15 @@ from storage.enums import Delivery, Direction, Role
 from storage.models import Circle, Message, Ticket
 from storage.pii import find_pii, mask
 from storage.scripts import Action, ScriptLibrary
-from storage.state import LockNotAcquired, StateStore, StateUnavailable
+from storage.state import LocalLocks, LockNotAcquired, StateStore, StateUnavailable
 from storage.text import strip_controls
 
 log = logging.getLogger(__name__)
 
+# Renewed while its holder lives, so a worker killed mid-message frees the member within 3 s,
+# inside WeChat's 5 s retry window; a waiter gives up (and says so) after 3.5 s.
+CONVERSATION_LOCK_TTL = 3.0
+CONVERSATION_LOCK_WAIT = 3.5
 DIALOG_BREAKOUT = 0.85  # a confident, different intent interrupts a pending form
 PII_WARN_KINDS = ("id_card", "bank_card")
 
@@ -58,6 +65,8 @@ class Pipeline:
     ) -> None:
         self.sessions, self.state, self.scripts = sessions, state, scripts
         self.engine, self.settings, self.metrics, self.clock = engine, settings, metrics, clock
+        self._process_locks = LocalLocks()  # orders a member within this worker if Redis is down
+        self._recent = _RecentIds()
 
     def handle(self, msg: InboundMessage, *, deliver: Deliver | None = None) -> Outcome:
         """`deliver(reply)` says, just before commit, who delivers each reply: "returned" (the
@@ -65,9 +74,11 @@ class Pipeline:
         transaction leaves no moment where a committed reply belongs to nobody."""
         started = perf_counter()
         self.metrics.messages.labels(msg.channel, "in").inc()
+        lock = "held"
         try:
-            with self._conversation_lock(msg):
-                outcome = self._handle_once(msg, deliver or _returned)
+            with self._conversation_lock(msg) as lock:
+                outcome = self._replay_recent(msg) or self._handle_once(msg, deliver or _returned)
+                self._recent.add(msg)
         except IntegrityError:
             # A concurrent delivery of the same message id committed first: answer from it.
             outcome = self._replay_by_id(msg)
@@ -75,22 +86,25 @@ class Pipeline:
             outcome = self._hand_off_failure(msg, failure, deliver or _returned)
         if outcome.duplicate:
             self.metrics.duplicates.labels(msg.channel).inc()
+        if lock != outcome.lock:
+            outcome = replace(outcome, lock=lock)
         self.metrics.latency.labels(msg.channel).observe(perf_counter() - started)
         return outcome
 
     def _handle_once(self, msg: InboundMessage, deliver: Deliver) -> Outcome:
+        # 4. understand: normalise, tokenise, classify, extract entities. Pure CPU, so done
+        # first, outside the transaction: SQLite's write lock stays short, and the intent goes
+        # into the INSERT instead of a later UPDATE. (1, dedupe, is the unique key: see 3.)
+        try:
+            parse = self.engine.parse(msg.text, msg.ts)
+        except Exception as exc:  # any bug must become a handoff, never a lost message
+            raise _BotFailure(exc) from exc
         with transaction(self.sessions) as s:
-            # 1. dedupe: the same channel message id is answered from its first outcome
-            prior = _find_inbound(s, msg)
-            if prior is not None:
-                return _replay(s, prior)
             # 2. circle and speaker: which circle, who is speaking, what they may see
-            # 3. persist the inbound message, masked, before anything answers it
-            circle, speaker, row = _receive(s, msg, self.clock())
+            # 3. persist the inbound message, masked, before anything answers it; the unique
+            # (channel, message id) key answers a retry (IntegrityError -> `_replay_by_id`)
+            circle, speaker, row = _receive(s, msg, self.clock(), parse)
             try:
-                # 4. understand: normalise, tokenise, classify, extract entities
-                parse = self.engine.parse(msg.text, msg.ts)
-                row.intent, row.confidence = parse.intent, round(parse.confidence, 4)
                 turn = Turn(s, self.settings, self.scripts, self.state, msg, row, circle,
                             speaker, parse, self.clock())
                 # 5. should the bot speak? 6. answer / query / dialog / escalate / silent
@@ -249,17 +263,45 @@ class Pipeline:
         return bool(names & set(msg.mentions)) or f"@{self.settings.bot_name}" in msg.text
 
     @contextmanager
-    def _conversation_lock(self, msg: InboundMessage) -> Iterator[None]:
-        """One member's messages in one circle are handled in arrival order, across workers."""
+    def _conversation_lock(self, msg: InboundMessage) -> Iterator[str]:
+        """One member's messages in one circle are handled in arrival order, across workers.
+
+        Yields how: "held"; "process" when the state store is down (ordered within this
+        worker only); "skipped" when the member's lock stayed busy past the wait. Anything but
+        "held" is counted, logged and told to the caller (`Outcome.lock`), never silent."""
+        key = f"conv:{msg.chat_id}:{msg.sender_id}"
+        stack = ExitStack()
         try:
-            with self.state.lock(f"conv:{msg.chat_id}:{msg.sender_id}", ttl=15, wait=10):
-                yield
-                return
+            stack.enter_context(self.state.lock(
+                key, ttl=CONVERSATION_LOCK_TTL, wait=CONVERSATION_LOCK_WAIT, renew=True))
+            how = "held"
         except StateUnavailable:
-            log.warning("state store unavailable: handling without the conversation lock")
+            try:
+                stack.enter_context(self._process_locks.hold(
+                    key, CONVERSATION_LOCK_TTL, CONVERSATION_LOCK_WAIT, renew=True))
+                how = "process"
+            except LockNotAcquired:
+                how = "skipped"
         except LockNotAcquired:
-            log.warning("conversation lock busy for 10 s: handling without it")
-        yield
+            how = "skipped"
+        if how != "held":
+            self.metrics.lock_degraded.labels(how).inc()
+            log.warning(
+                "conversation lock %s: chat=%s msg=%s is handled %s", how, msg.chat_id,
+                msg.msg_id, "in order within this worker only" if how == "process"
+                else f"without ordering (busy for {CONVERSATION_LOCK_WAIT} s)",
+            )
+        with stack:
+            yield how
+
+    def _replay_recent(self, msg: InboundMessage) -> Outcome | None:
+        """A retry of a message this worker committed lately (WeChat retries at 5 s and 10 s)
+        is answered from the database without classifying it again or failing an INSERT."""
+        if msg not in self._recent:
+            return None
+        with transaction(self.sessions) as s:
+            prior = _find_inbound(s, msg)
+            return None if prior is None else _replay(s, prior)
 
     def _replay_by_id(self, msg: InboundMessage) -> Outcome:
         with transaction(self.sessions) as s:
@@ -311,6 +353,25 @@ def _returned(_: Reply) -> str:
     return "returned"
 
 
+class _RecentIds:
+    """The (channel, message id) of the last few thousand messages this worker committed."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._ids: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._size, self._mutex = size, threading.Lock()
+
+    def add(self, msg: InboundMessage) -> None:
+        with self._mutex:
+            self._ids[(msg.channel, msg.msg_id)] = None
+            if len(self._ids) > self._size:
+                self._ids.popitem(last=False)
+
+    def __contains__(self, msg: object) -> bool:
+        assert isinstance(msg, InboundMessage)
+        with self._mutex:
+            return (msg.channel, msg.msg_id) in self._ids
+
+
 class _BotFailure(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
@@ -328,9 +389,13 @@ def _find_inbound(s: Session, msg: InboundMessage) -> Message | None:
 
 
 def _replay(s: Session, prior: Message) -> Outcome:
+    """The first answer again, as the caller delivered it: only replies the first response
+    carried (`returned`). Held replies (the grace window) and whatever the outbox owns are
+    delivered by the outbox once, so a retry must not carry them too."""
     rows = s.scalars(
         select(Message)
-        .where(Message.reply_to_id == prior.id, Message.circle_id == prior.circle_id)
+        .where(Message.reply_to_id == prior.id, Message.circle_id == prior.circle_id,
+               Message.status == Delivery.RETURNED)
         .order_by(Message.id)
     )
     ticket_id = s.scalar(select(Ticket.id).where(Ticket.source_message_id == prior.id).limit(1))
@@ -338,16 +403,21 @@ def _replay(s: Session, prior: Message) -> Outcome:
     return Outcome(prior.id, replies, prior.intent, prior.confidence, ticket_id, duplicate=True)
 
 
-def _receive(s: Session, msg: InboundMessage, now: datetime) -> tuple[Circle, Speaker, Message]:
+def _receive(
+    s: Session, msg: InboundMessage, now: datetime, parse: Parse | None = None
+) -> tuple[Circle, Speaker, Message]:
     circle = find_circle(s, msg.chat_id)
     speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
-    return circle, speaker, _persist_inbound(s, msg, circle, speaker, now)
+    return circle, speaker, _persist_inbound(s, msg, circle, speaker, now, parse=parse)
 
 
 def _persist_inbound(
-    s: Session, msg: InboundMessage, circle: Circle, speaker: Speaker, now: datetime
+    s: Session, msg: InboundMessage, circle: Circle, speaker: Speaker, now: datetime,
+    *, parse: Parse | None = None,
 ) -> Message:
     row = Message(
+        intent=parse.intent if parse else None,
+        confidence=round(parse.confidence, 4) if parse else None,
         circle_id=circle.id,
         direction=Direction.IN,
         channel=msg.channel,

@@ -8,6 +8,7 @@ action. It returns events and messages as data; the caller persists the state an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,13 @@ def build_executor() -> ActionExecutor:
     for action in closing_actions():
         executor.register_action(action)
     return executor
+
+
+@functools.cache
+def shared_executor() -> ActionExecutor:
+    """The process's executor, built once (its actions keep no per-call state; building one
+    registers every action and logs a line for each)."""
+    return build_executor()
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class FormRunner:
     def __init__(self, *, policies: PolicyBook | None = None,
                  executor: ActionExecutor | None = None) -> None:
         self.policies = policies
-        self.executor = executor or build_executor()
+        self.executor = executor or shared_executor()
         self.domain = build_domain()
 
     def start(self, intent: str, msg: UserMessage) -> FormTurn:

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -152,3 +153,120 @@ def test_redis_hung_fails_fast(tmp_path: object) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- the conversation lock under contention ------------------------------------------------------
+
+
+def _other_process(store: StateStore, request: pytest.FixtureRequest) -> StateStore:
+    """A second holder: for Redis a separate client with its own queue and agent (as another
+    worker would be); in memory the same store (one process is all it serves)."""
+    if isinstance(store, RedisStateStore):
+        other = RedisStateStore(request.getfixturevalue("redis_url"))
+        request.addfinalizer(other.close)
+        return other
+    return store
+
+
+def _queued(store: StateStore, key: str) -> int:
+    assert isinstance(store, MemoryStateStore | RedisStateStore)
+    return store.waiting(key)
+
+
+def test_waiters_get_the_lock_in_arrival_order(
+    store: StateStore, request: pytest.FixtureRequest
+) -> None:
+    """One member's messages are handled in the order they arrived, not in a scramble."""
+    holder = _other_process(store, request)
+    order: list[int] = []
+    with holder.lock("conv:fifo", ttl=5, wait=0):
+        threads = []
+        for n in range(8):
+            t = threading.Thread(target=lambda n=n: _take(store, "conv:fifo", order, n))
+            t.start()
+            threads.append(t)
+            deadline = time.monotonic() + 5
+            while _queued(store, "conv:fifo") < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.002)
+    for t in threads:
+        t.join(10)
+    assert order == list(range(8))
+
+
+def _take(store: StateStore, key: str, order: list[int], n: int) -> None:
+    with store.lock(key, ttl=5, wait=8):
+        order.append(n)
+
+
+def test_waiters_sleep_instead_of_spinning(
+    store: StateStore, request: pytest.FixtureRequest
+) -> None:
+    """40 messages waiting on one member cost neither CPU nor a Redis round trip each."""
+    holder = _other_process(store, request)
+    done: list[int] = []
+    with holder.lock("conv:busy", ttl=5, wait=0):
+        threads = [threading.Thread(target=_take, args=(store, "conv:busy", done, n))
+                   for n in range(40)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while _queued(store, "conv:busy") < 40 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        cpu, rounds = time.process_time(), getattr(store, "lock_poll_rounds", 0)
+        time.sleep(0.5)
+        cpu, rounds = time.process_time() - cpu, getattr(store, "lock_poll_rounds", 0) - rounds
+    for t in threads:
+        t.join(10)
+    assert sorted(done) == list(range(40))
+    assert cpu < 0.15  # 40 threads polling every 10 ms would burn far more
+    # One poller for the process: about one round trip per 10 ms poll, not one per waiter.
+    assert rounds <= 60
+
+
+def test_renewed_lock_outlives_its_ttl_while_held(
+    store: StateStore, request: pytest.FixtureRequest
+) -> None:
+    """A slow message keeps its member's lock even though the TTL is short."""
+    other = _other_process(store, request)
+    with store.lock("conv:slow", ttl=0.3, wait=0, renew=True) as first:
+        time.sleep(0.9)
+        with pytest.raises(LockNotAcquired), other.lock("conv:slow", ttl=5, wait=0.05):
+            pass
+    with other.lock("conv:slow", ttl=5, wait=0) as second:
+        assert second > first
+
+
+@pytest.mark.redis
+def test_lock_of_a_killed_worker_frees_within_its_ttl(redis_url: str, tmp_path: object) -> None:
+    """kill -9 while holding a member's lock: the next message waits at most the TTL (1 s
+    here; the pipeline's 3 s is inside WeChat's 5 s retry window), never 10 s."""
+    code = (
+        "import sys, time\n"
+        "from storage.state import RedisStateStore\n"
+        f"s = RedisStateStore({redis_url!r})\n"
+        "with s.lock('conv:killed', ttl=1.0, wait=0, renew=True):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
+        store = RedisStateStore(redis_url)
+        time.sleep(1.5)  # longer than the TTL: only renewal can be keeping it
+        with pytest.raises(LockNotAcquired), store.lock("conv:killed", ttl=5, wait=0):
+            pass
+        os.kill(proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        with store.lock("conv:killed", ttl=5, wait=3):
+            waited = time.monotonic() - killed
+        store.close()
+        assert waited < 1.5
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -14,17 +14,23 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
-    """The process is up."""
+    """Liveness: the process is up and serving HTTP. It checks nothing else, so a process
+    manager restarts a worker only when the worker itself is stuck, never for an outage of a
+    service it depends on (a restart cannot fix that)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
 def readyz(svc: ServicesDep) -> JSONResponse:
-    """The database and the state store both answer, and the scheduler (if enabled) ticks.
+    """Readiness: should a load balancer send this worker messages?
 
-    `scheduler`: ok; stale (no successful scan for 3 intervals, at least 30 s); stopped (its
-    thread is gone); disabled (not run in this process, which never makes this 503). The
-    time of the last tick is the gauge `corecircle_scheduler_last_tick_seconds` in /metrics.
+    503 `unready` when it cannot answer them: the database is down, or the scheduler is
+    stale (no successful scan for 3 intervals, at least 30 s) or stopped (its thread is gone).
+    200 `degraded` when the state store (Redis) is down: every message is still answered and
+    kept once by the database, with ordering within the worker only, so taking every worker
+    out of rotation while Redis restarts would only turn a degradation into an outage.
+    `scheduler: disabled` (not run in this process) never makes it 503. The time of the last
+    tick is the gauge `corecircle_scheduler_last_tick_seconds` in /metrics.
     """
     checks = {
         "database": "ok" if svc.database_ok() else "down",
@@ -35,9 +41,10 @@ def readyz(svc: ServicesDep) -> JSONResponse:
         scheduler = "disabled"
     else:
         scheduler = runner.status() if runner is not None else "stopped"
-    ok = all(v == "ok" for v in checks.values()) and scheduler in ("ok", "disabled")
-    body = {"status": "ok" if ok else "degraded", **checks, "scheduler": scheduler}
-    return JSONResponse(body, 200 if ok else 503)
+    ready = checks["database"] == "ok" and scheduler in ("ok", "disabled")
+    status = "unready" if not ready else "ok" if checks["state"] == "ok" else "degraded"
+    body = {"status": status, **checks, "scheduler": scheduler}
+    return JSONResponse(body, 200 if ready else 503)
 
 
 @router.get("/metrics")

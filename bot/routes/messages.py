@@ -7,7 +7,7 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +18,9 @@ from storage.errors import Forbidden, PayloadTooLarge
 router = APIRouter(tags=["messages"])
 
 SIGNATURE_HEADER = "X-Corecircle-Signature"
+# Present only when the member's conversation lock was not held across workers: `process`
+# (the state store is down; ordered within one worker) or `skipped` (busy past the wait).
+ORDERING_HEADER = "X-Corecircle-Ordering"
 
 
 class MessageIn(BaseModel):
@@ -85,7 +88,7 @@ def answer(outcome: Outcome) -> dict[str, Any]:
 
 
 @router.post("/api/v1/messages", response_model=MessageOut)
-async def post_message(request: Request, svc: ServicesDep) -> dict[str, Any]:
+async def post_message(request: Request, response: Response, svc: ServicesDep) -> dict[str, Any]:
     """Handle one message; the same msg_id again answers from the first result."""
     raw = await request.body()
     _verify_signature(svc.settings.webhook_secret, raw, request.headers.get(SIGNATURE_HEADER))
@@ -96,4 +99,6 @@ async def post_message(request: Request, svc: ServicesDep) -> dict[str, Any]:
             code="TEXT_TOO_LONG",
         )
     outcome = await run_in_threadpool(svc.pipeline.handle, to_inbound(body))
+    if outcome.lock != "held":
+        response.headers[ORDERING_HEADER] = outcome.lock
     return answer(outcome)

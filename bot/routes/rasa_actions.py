@@ -13,7 +13,7 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 
 from bot.http import ServicesDep
 from dialogs.domain import build_domain
-from dialogs.runner import build_executor, drive
+from dialogs.runner import drive, shared_executor
 from storage import formats as fmt
 from storage.errors import BadRequest
 from storage.scripts import ScriptError
@@ -45,7 +45,7 @@ class ActionCall(BaseModel):
 
 @router.get("/actions")
 def list_actions() -> list[dict[str, str]]:
-    return [{"name": a.name} for a in build_executor().list_actions()]
+    return [{"name": a.name} for a in shared_executor().list_actions()]
 
 
 @router.post("/webhook", response_model=None)
@@ -56,7 +56,7 @@ def webhook(body: ActionCall, svc: ServicesDep) -> dict[str, Any] | JSONResponse
     if not all(isinstance(e.get("event"), str) for e in body.tracker.events):
         raise BadRequest("every tracker event needs an 'event' name", code="RASA_EVENT_INVALID")
     try:
-        result = drive(build_executor().run(call))
+        result = drive(shared_executor().run(call))
     except ActionNotFoundException:
         return JSONResponse(status_code=404, content={
             "error": f"No registered action found for name '{body.next_action}'.",

@@ -195,7 +195,7 @@ def test_readyz_is_503_for_a_stale_scheduler_only_when_it_is_enabled(
     skew["seconds"] = 3 * 3600 + 1
     ready = enabled.get("/readyz")
     assert ready.status_code == 503
-    assert ready.json() == {"status": "degraded", "database": "ok", "state": "ok",
+    assert ready.json() == {"status": "unready", "database": "ok", "state": "ok",
                             "scheduler": "stale"}
     assert runner.run_once()
     assert enabled.get("/readyz").status_code == 200
