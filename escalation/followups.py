@@ -18,17 +18,19 @@ import hashlib
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from escalation import events
 from escalation.notify import display_name, queue, support_circle_of, ticket_variables
+from storage import outbox
 from storage.db import transaction
 from storage.enums import CircleStatus, FollowUpKind, FollowUpStatus, TicketStatus
 from storage.errors import BadRequest, Conflict
 from storage.formats import moment
 from storage.models import Circle, FollowUp, Ticket
+from storage.outbox import Outbox
 from storage.scripts import ScriptError, ScriptLibrary
 
 log = logging.getLogger(__name__)
@@ -141,39 +143,35 @@ def cancel(session: Session, followup: FollowUp, *, actor_id: str, now: datetime
 
 
 # -- the sender -------------------------------------------------------------------------------
+FOLLOWUPS = Outbox(
+    name="followups", model=FollowUp, status=FollowUp.status, due=FollowUp.due_at,
+    lease_until=FollowUp.lease_until, attempts=FollowUp.attempts,
+    ready=(FollowUpStatus.PENDING,), claimed=FollowUpStatus.CLAIMED,
+    order_by=(FollowUp.due_at, FollowUp.id), owner=FollowUp.lease_owner,
+)
+
+
 def claim_due(
     sessions: sessionmaker[Session], *, owner: str, now: datetime, lease_seconds: int,
     limit: int = BATCH_SIZE,
 ) -> list[int]:
     """Claim at most `limit` due rows, oldest due first, for `owner`; each by one claimer only.
 
-    A clock that jumped back leaves sent rows sent and claimed rows leased (a lease is only
-    taken over once it ran out by the claimer's own clock), so no jump sends anything twice.
+    One statement (`storage.outbox.claim`): concurrent claimers skip each other's rows. A clock
+    that jumped back leaves sent rows sent and claimed rows leased (a lease is only taken over
+    once it ran out by the claimer's own clock), so no jump sends anything twice.
     """
-    claimable = or_(
-        and_(FollowUp.status == FollowUpStatus.PENDING, FollowUp.due_at <= now),
-        and_(FollowUp.status == FollowUpStatus.CLAIMED, FollowUp.lease_until < now),
-    )
-    claimed: list[int] = []
     with transaction(sessions) as s:
-        ids = list(s.scalars(
-            select(FollowUp.id).where(claimable).order_by(FollowUp.due_at, FollowUp.id)
-            .limit(limit)
-        ))
-        for fid in ids:
-            # The condition is re-checked on the row itself, so of two racing claimers (or a
-            # claimer racing a cancel) exactly one UPDATE matches.
-            result = s.execute(
-                update(FollowUp)
-                .where(FollowUp.id == fid, claimable)
-                .values(status=FollowUpStatus.CLAIMED, lease_owner=owner,
-                        lease_until=now + timedelta(seconds=lease_seconds),
-                        attempts=FollowUp.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(fid)
-    return claimed
+        claims = outbox.claim(s, FOLLOWUPS, owner=owner, now=now, limit=limit,
+                              lease=timedelta(seconds=lease_seconds))
+    ids = [c.id for c in claims]
+    outbox.claimed_hook(FOLLOWUPS.name, ids)
+    return ids
+
+
+def next_due(session: Session, *, now: datetime) -> datetime | None:
+    """When the next follow-up falls due, or the next lease runs out."""
+    return outbox.next_due(session, FOLLOWUPS, now=now)
 
 
 class _Fenced(Exception):
@@ -194,16 +192,12 @@ def deliver(
             row = s.get(FollowUp, followup_id)
             if row is None or row.status != FollowUpStatus.CLAIMED or row.lease_owner != owner:
                 raise _Fenced
+            fence = row.attempts
             status, error = _work(s, scripts, row, now, stale_after)
-            result = s.execute(
-                update(FollowUp)
-                .where(FollowUp.id == followup_id, FollowUp.status == FollowUpStatus.CLAIMED,
-                       FollowUp.lease_owner == owner)
-                .values(status=status, sent_at=now if status == FollowUpStatus.SENT else None,
-                        lease_owner=None, lease_until=None, last_error=error)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if not outbox.finish(s, FOLLOWUPS, followup_id, fence=fence, owner=owner, values={
+                "status": status, "sent_at": now if status == FollowUpStatus.SENT else None,
+                "lease_owner": None, "lease_until": None, "last_error": error,
+            }):
                 raise _Fenced
             if error is not None and error.startswith(STALE_PREFIX):
                 return "stale"

@@ -1,7 +1,8 @@
 """The outbox dispatcher: claims due `queued` message rows, sends them, records what happened.
 
-A claim is a conditional UPDATE (status and attempts unchanged since we read them), and every
-later write is fenced by the attempt number, so two workers never send the same row. A row is
+A batch is claimed in one statement (`storage.outbox`: `FOR UPDATE SKIP LOCKED` on
+PostgreSQL), and every later write is fenced by the attempt number the claim set, so two workers
+never send the same row. A row is
 marked `sending` (committed) just before the HTTP call: a worker that dies after a claim is
 retried after the lease; one that dies mid-send leaves `unknown` for a human (at-most-once:
 the WeChat APIs have no idempotency key).
@@ -23,7 +24,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.outbound.quota import KF_MAX_PER_WINDOW, SlidingLimit, service_window
@@ -31,9 +32,11 @@ from bot.outbound.routing import Route, Router
 from bot.outbound.sender import FREQUENCY_LIMIT, QUOTA_USED_UP, WINDOW_CLOSED, PartDone, SendResult
 from bot.outbound.split import split_text
 from escalation.tickets import open_ticket
+from storage import outbox
 from storage.db import transaction
 from storage.enums import Delivery, Direction
 from storage.models import ChannelCursor, Circle, Message
+from storage.outbox import Outbox
 from storage.state import LockNotAcquired, StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,17 @@ NO_ROUTE_DELAY = timedelta(minutes=10)
 PARTS = "outbox-parts"  # ChannelCursor channel: outbox row id -> {"sent": k, "of": n}
 
 
+MESSAGES = Outbox(
+    name="messages", model=Message, status=Message.status, due=Message.next_attempt_at,
+    lease_until=Message.next_attempt_at, attempts=Message.attempts,
+    ready=(QUEUED, Delivery.HELD), claimed=CLAIMED, order_by=(Message.id,),
+    where=(Message.direction == Direction.OUT,),
+)
+
+
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(300, 2 ** max(0, attempts - 1) * 5))
+    """5 s, 10 s, 20 s ... at most 5 min, each +/- 20 % so workers do not retry in step."""
+    return outbox.backoff(attempts, base=5.0, cap=300.0)
 
 
 class Dispatcher:
@@ -62,29 +74,33 @@ class Dispatcher:
         self.last_tick: datetime | None = None
 
     # -- one pass ---------------------------------------------------------------------------
-    def dispatch_once(self, limit: int = 50) -> int:
-        """Deliver what is due now, oldest first; returns how many rows reached an end state."""
+    def dispatch_once(self, limit: int = 20) -> int:
+        """Deliver what is due now, oldest first; returns how many rows reached an end state.
+
+        One statement claims the batch (`storage.outbox.claim`); each row is then delivered
+        under its fence, so a row whose lease ran out meanwhile is written by its new owner only.
+        """
         now = self.clock()
         self._expire_sending(now)
-        with self.sessions() as s:
-            due = s.execute(
-                select(Message.id, Message.status, Message.attempts)
-                .where(Message.direction == Direction.OUT, or_(
-                    # held: a bot answer whose human grace window has run out
-                    Message.status.in_((QUEUED, Delivery.HELD))
-                    & (Message.next_attempt_at.is_(None) | (Message.next_attempt_at <= now)),
-                    (Message.status == CLAIMED) & (Message.next_attempt_at <= now),
-                ))
-                .order_by(Message.id).limit(limit)
-            ).all()
+        with transaction(self.sessions) as s:
+            claims = outbox.claim(s, MESSAGES, owner="", now=now, lease=self.lease, limit=limit)
+        outbox.claimed_hook(MESSAGES.name, [c.id for c in claims])
         blocked: dict[str, datetime] = {}  # a rate-limited group keeps its order: all wait
         done = 0
-        for row_id, status, attempts in due:
-            fence = self._claim(row_id, status, attempts, now)
-            if fence is not None:
-                done += self._deliver(row_id, fence, blocked)
+        for c in claims:
+            done += self._deliver(c.id, c.fence, blocked)
         self.last_tick = now
         return done
+
+    def next_due(self) -> datetime | None:
+        """When the next queued or held row falls due, or the next lease runs out."""
+        now = self.clock()
+        with self.sessions() as s:
+            ready = outbox.next_due(s, MESSAGES, now=now)
+            sending = s.scalar(select(func.min(Message.next_attempt_at)).where(
+                Message.direction == Direction.OUT, Message.status == SENDING))
+        times = [t for t in (ready, sending) if t is not None]
+        return min(times) if times else None
 
     def _expire_sending(self, now: datetime) -> None:
         with transaction(self.sessions) as s:
@@ -94,25 +110,10 @@ class Dispatcher:
                 .values(status=UNKNOWN, last_error="worker lost mid-send; delivery unknown")
             )
 
-    def _claim(self, row_id: int, status: str, attempts: int, now: datetime) -> int | None:
-        with transaction(self.sessions) as s:
-            claimed = s.execute(
-                update(Message)
-                .where(Message.id == row_id, Message.status == status,
-                       Message.attempts == attempts)
-                .values(status=CLAIMED, attempts=attempts + 1,
-                        next_attempt_at=now + self.lease)
-            ).rowcount  # type: ignore[attr-defined]
-        return attempts + 1 if claimed == 1 else None
-
     def _finish(self, row_id: int, fence: int, from_status: str, **values: object) -> bool:
         with transaction(self.sessions) as s:
-            return bool(s.execute(
-                update(Message)
-                .where(Message.id == row_id, Message.attempts == fence,
-                       Message.status == from_status)
-                .values(**values)
-            ).rowcount)  # type: ignore[attr-defined]
+            return outbox.finish(s, MESSAGES, row_id, fence=fence, from_status=from_status,
+                                 values=values)
 
     def _deliver(self, row_id: int, fence: int, blocked: dict[str, datetime]) -> int:
         now = self.clock()
