@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from escalation import events
 from escalation.notify import display_name, queue, support_circle_of, ticket_variables
-from storage import outbox
+from storage import outbox, wakeups
 from storage.db import transaction
 from storage.enums import CircleStatus, FollowUpKind, FollowUpStatus, TicketStatus
 from storage.errors import BadRequest, Conflict
@@ -89,6 +89,7 @@ def create(
         if found is None:  # pragma: no cover - the unique key said it exists
             raise
         return found, False
+    wakeups.announce(session, due_at)  # a scheduler asleep until later wakes in time
     if ticket_id is not None:
         events.record(session, ticket_id, "followup_set", now=now, actor_id=created_by,
                       followup_id=row.id, followup_kind=kind.value,

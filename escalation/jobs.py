@@ -1,4 +1,4 @@
-"""The periodic scan (an APScheduler interval job): SLA ladder, then due follow-ups.
+"""The scan (one APScheduler job, pulled in to the next due row): SLA ladder, then follow-ups.
 
 Jobs take ids and open their own sessions; every run is a scan of the database, so a missed or
 coalesced run loses nothing and a second scheduler cannot double anything. One tick claims at
@@ -49,3 +49,12 @@ def tick(
         log.info("escalation tick: %d SLA rungs, follow-ups %s", len(report.sla_rungs),
                  report.followups)
     return report
+
+
+def next_due(sessions: sessionmaker[Session], *, now: datetime) -> datetime | None:
+    """The earliest moment the scan has something to do after `now`'s scan: a follow-up or a
+    lease running out, or an SLA rung (the rungs at or before `now` were fired by that scan)."""
+    with sessions() as s:
+        times = [followups.next_due(s, now=now), sla.next_rung(s, after=now)]
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

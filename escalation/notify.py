@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import wakeups
 from storage.enums import CircleKind, CircleStatus, Direction
 from storage.models import Circle, Member, Message, Ticket
 from storage.pii import mask
@@ -59,6 +60,7 @@ def queue(
     )
     session.add(row)
     session.flush()
+    wakeups.announce(session, now)  # the dispatcher sends it as soon as this commits
     return row
 
 

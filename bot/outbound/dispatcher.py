@@ -32,7 +32,7 @@ from bot.outbound.routing import Route, Router
 from bot.outbound.sender import FREQUENCY_LIMIT, QUOTA_USED_UP, WINDOW_CLOSED, PartDone, SendResult
 from bot.outbound.split import split_text
 from escalation.tickets import open_ticket
-from storage import outbox
+from storage import outbox, wakeups
 from storage.db import transaction
 from storage.enums import Delivery, Direction
 from storage.models import ChannelCursor, Circle, Message
@@ -70,6 +70,10 @@ class Dispatcher:
         self.lease, self.max_attempts = timedelta(seconds=lease), max_attempts
         self.interval, self.clock = interval, clock
         self._stop = threading.Event()
+        self._woken = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_at: datetime | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
         self.last_tick: datetime | None = None
 
@@ -266,13 +270,24 @@ class Dispatcher:
                         source_message_id=row.reply_to_id, intent=None, reason=reason,
                         summary=row.text[:200], now=now, context={"outbound_id": row_id})
 
-    # -- the background loop ----------------------------------------------------------------
+    # -- the background loop: sleep until the next due row, or until woken -------------------
+    def wake(self, at: datetime | None = None) -> None:
+        """A row falls due at `at` (default now): the loop recomputes how long to sleep."""
+        with self._wake_lock:
+            if at is None or self._wake_at is None or at < self._wake_at:
+                self._wake_at = at or self.clock()
+        self._woken.set()
+
     def start(self) -> None:
+        self._unsubscribe = wakeups.subscribe(self.wake)
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._woken.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -282,4 +297,24 @@ class Dispatcher:
                 self.dispatch_once()
             except Exception:  # the loop must outlive one bad pass; the trace is logged
                 log.exception("outbox pass failed")
-            self._stop.wait(self.interval)
+            self._sleep()
+
+    def _sleep(self) -> None:
+        """Until the next due row, a wake-up, or at most `interval` (the heartbeat)."""
+        while not self._stop.is_set():
+            self._woken.clear()
+            with self._wake_lock:
+                woken_for, self._wake_at = self._wake_at, None
+            now = self.clock()
+            target = now + timedelta(seconds=self.interval)
+            try:
+                due = self.next_due()
+            except Exception:  # the heartbeat still runs; the trace is logged
+                log.exception("outbox: could not read the next due time")
+                due = None
+            for at in (due, woken_for):
+                if at is not None and at < target:
+                    target = at
+            delay = (target - now).total_seconds()
+            if delay <= 0 or not self._woken.wait(delay):
+                return
