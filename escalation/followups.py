@@ -27,7 +27,7 @@ from escalation.notify import display_name, queue, support_circle_of, ticket_var
 from storage import outbox, wakeups
 from storage.db import transaction
 from storage.enums import CircleStatus, FollowUpKind, FollowUpStatus, TicketStatus
-from storage.errors import BadRequest, Conflict
+from storage.errors import BadRequest, Conflict, NotFound
 from storage.formats import moment
 from storage.models import Circle, FollowUp, Ticket
 from storage.outbox import Outbox
@@ -41,6 +41,7 @@ FAILED_SCRIPT = "support.followup_failed"
 OPEN_STATUSES = (FollowUpStatus.PENDING, FollowUpStatus.CLAIMED)
 STALE_AFTER = timedelta(hours=24)  # default lateness limit; the app passes its setting
 BATCH_SIZE = 100  # default rows claimed per tick
+MAX_CLAIMS = 5  # a row claimed this often without an end (its sender keeps dying) fails
 STALE_STATUS = FollowUpStatus.STALE
 STALE_PREFIX = "stale:"
 
@@ -71,6 +72,12 @@ def create(
     if due_at <= now:
         raise BadRequest("due_at is in the past; a follow-up must be due later",
                          code="FOLLOWUP_DUE_PAST")
+    circle = session.get(Circle, circle_id)
+    if circle is None:
+        raise NotFound(f"no circle {circle_id}", code="CIRCLE_UNKNOWN")
+    if circle.status != CircleStatus.ACTIVE:
+        raise Conflict(f"circle {circle.chat_id!r} has been dissolved; nobody would receive it",
+                       code="CIRCLE_DISSOLVED")
     key = dedupe_key or make_key(ticket_id, circle_id, kind, due_at, text)
     existing = session.scalar(select(FollowUp).where(FollowUp.dedupe_key == key))
     if existing is not None:
@@ -194,7 +201,13 @@ def deliver(
             if row is None or row.status != FollowUpStatus.CLAIMED or row.lease_owner != owner:
                 raise _Fenced
             fence = row.attempts
-            status, error = _work(s, scripts, row, now, stale_after)
+            if fence > MAX_CLAIMS:  # claimed again and again, never finished: a person decides
+                circle = s.get(Circle, row.circle_id)
+                ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
+                _alert_failed(s, scripts, row, circle, ticket, now=now)
+                status, error = FollowUpStatus.FAILED, f"gave up after {fence - 1} claims"
+            else:
+                status, error = _work(s, scripts, row, now, stale_after)
             if not outbox.finish(s, FOLLOWUPS, followup_id, fence=fence, owner=owner, values={
                 "status": status, "sent_at": now if status == FollowUpStatus.SENT else None,
                 "lease_owner": None, "lease_until": None, "last_error": error,

@@ -43,8 +43,12 @@ def tick(
         report.sla_rungs = sla.scan(s, scripts, now=now)
     for fid in followups.claim_due(sessions, owner=owner, now=now, limit=batch_size,
                                    lease_seconds=policy.followup_lease_seconds):
-        report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner, now=now,
-                                                  stale_after=stale_after)
+        try:
+            report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner,
+                                                      now=now, stale_after=stale_after)
+        except Exception:  # one bad row must not hold up the batch; its lease brings it back
+            log.exception("follow-up %s could not be delivered; retried after its lease", fid)
+            report.followups[fid] = "error"
     if report.sla_rungs or report.followups:
         log.info("escalation tick: %d SLA rungs, follow-ups %s", len(report.sla_rungs),
                  report.followups)

@@ -105,3 +105,25 @@ def ticket_variables(
         "excerpt": mask(ticket.summary)[:EXCERPT_CHARS],
         **extra,
     }
+
+
+DELIVERY_UNKNOWN_SCRIPT = "support.delivery_unknown"
+DELIVERY_FAILED_SCRIPT = "support.delivery_failed"
+
+
+def tell_support(
+    session: Session, scripts: ScriptLibrary, ticket: Ticket, circle: Circle, message: Message,
+    *, reason: str, now: datetime,
+) -> Message | None:
+    """An outbound message could not be (or may not have been) delivered: the agent's support
+    circle hears which circle, what was said (masked excerpt) and the ticket to work from."""
+    support = support_circle_of(session, ticket.assignee_id or circle.agent_id)
+    support = support or support_circle_of(session, circle.agent_id)
+    if support is None:
+        return None
+    variables = ticket_variables(session, scripts, ticket, circle,
+                                 excerpt=mask(message.text)[:EXCERPT_CHARS],
+                                 problem=scripts.label("delivery_problem", reason))
+    script = DELIVERY_UNKNOWN_SCRIPT if reason == "delivery_unknown" else DELIVERY_FAILED_SCRIPT
+    rendered = scripts.render(script, variables)
+    return queue(session, support, rendered.text, now=now, script=rendered)

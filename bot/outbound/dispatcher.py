@@ -14,6 +14,11 @@ on part k resumes at part k: the customer never gets parts 1..k-1 twice.
 A group robot is held to its rolling limit (20 a minute): what cannot go now is put back with
 `next_attempt_at` when a slot frees (the attempt does not count), and every later row for the
 same robot waits too, so the order is kept. A 45009 from the robot pauses it for a minute.
+
+Nothing is retried forever: a row still undelivered `give_up` after it was queued (a robot
+answering 45009 for an hour, no route, failing retries) ends `failed` with the reason. Every end
+that needs a person (unknown, failed, window closed, quota) opens a ticket for the console and,
+when the dispatcher has the scripts, tells the agent's support circle.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ from bot.outbound.quota import KF_MAX_PER_WINDOW, SlidingLimit, service_window
 from bot.outbound.routing import Route, Router
 from bot.outbound.sender import FREQUENCY_LIMIT, QUOTA_USED_UP, WINDOW_CLOSED, PartDone, SendResult
 from bot.outbound.split import split_text
+from escalation.events import record as record_event
+from escalation.notify import tell_support
 from escalation.tickets import open_ticket
 from storage import outbox, wakeups
 from storage.db import transaction
-from storage.enums import Delivery, Direction
+from storage.enums import CircleKind, Delivery, Direction
 from storage.models import ChannelCursor, Circle, Message
 from storage.outbox import Outbox
+from storage.scripts import ScriptLibrary
 from storage.state import LockNotAcquired, StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,8 +73,11 @@ def backoff(attempts: int) -> timedelta:
 class Dispatcher:
     def __init__(self, sessions: sessionmaker[Session], router: Router, limiter: SlidingLimit,
                  *, lease: float = 30.0, max_attempts: int = 6, interval: float = 1.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 scripts: ScriptLibrary | None = None, give_up: float = 3600.0) -> None:
         self.sessions, self.router, self.limiter = sessions, router, limiter
+        self.scripts = scripts  # for the support-circle notice when a person must step in
+        self.give_up = timedelta(seconds=give_up)
         self.lease, self.max_attempts = timedelta(seconds=lease), max_attempts
         self.interval, self.clock = interval, clock
         self._stop = threading.Event()
@@ -91,7 +102,11 @@ class Dispatcher:
         outbox.claimed_hook(MESSAGES.name, [c.id for c in claims])
         blocked: dict[str, datetime] = {}  # a rate-limited group keeps its order: all wait
         done = 0
+        expired = self._past_give_up(claims, now)
         for c in claims:
+            if c.id in expired:
+                done += self._give_up(c.id, c.fence, now)
+                continue
             done += self._deliver(c.id, c.fence, blocked)
         self.last_tick = now
         return done
@@ -107,12 +122,46 @@ class Dispatcher:
         return min(times) if times else None
 
     def _expire_sending(self, now: datetime) -> None:
+        """A worker died mid-send: the row becomes `unknown` and a person is told, together.
+
+        At most once: the platforms have no idempotency key, so the row is never sent again by
+        itself; the agent checks with the customer (ticket, and a notice in the support circle).
+        """
         with transaction(self.sessions) as s:
-            s.execute(
+            lost = list(s.scalars(
                 update(Message)
-                .where(Message.status == SENDING, Message.next_attempt_at <= now)
+                .where(Message.direction == Direction.OUT, Message.status == SENDING,
+                       Message.next_attempt_at <= now)
                 .values(status=UNKNOWN, last_error="worker lost mid-send; delivery unknown")
-            )
+                .returning(Message.id)
+                .execution_options(synchronize_session=False)
+            ))
+            for row_id in lost:
+                log.warning("outbound message %s: its sender died mid-send; handed to a person",
+                            row_id)
+                self._tell_a_person(s, row_id, "delivery_unknown", now)
+
+    def _past_give_up(self, claims: list[outbox.Claim], now: datetime) -> set[int]:
+        """Claimed rows first queued longer ago than `give_up` (robot pauses, no route, retries):
+        nothing is retried forever."""
+        if not claims:
+            return set()
+        oldest = now - self.give_up
+        with self.sessions() as s:
+            return set(s.scalars(select(Message.id).where(
+                Message.id.in_([c.id for c in claims]), Message.created_at < oldest)))
+
+    def _give_up(self, row_id: int, fence: int, now: datetime) -> int:
+        with transaction(self.sessions) as s:
+            last = s.scalar(select(Message.last_error).where(Message.id == row_id)) or ""
+            minutes = self.give_up.total_seconds() / 60
+            error = f"gave up: not delivered within {minutes:g} min; last error: {last}"[:256]
+            if not outbox.finish(s, MESSAGES, row_id, fence=fence, from_status=CLAIMED,
+                                 values={"status": FAILED, "last_error": error}):
+                return 0
+            log.warning("outbound message %s: %s", row_id, error)
+            self._tell_a_person(s, row_id, "delivery_gave_up", now)
+        return 1
 
     def _finish(self, row_id: int, fence: int, from_status: str, **values: object) -> bool:
         with transaction(self.sessions) as s:
@@ -256,19 +305,35 @@ class Dispatcher:
                          next_attempt_at=now + backoff(fence))
             return 0
         log.warning("outbound message %s failed for good: %s", row_id, error)
-        self._finish(row_id, fence, SENDING, status=FAILED, last_error=error)
+        if self._finish(row_id, fence, SENDING, status=FAILED, last_error=error):
+            self._hand_to_human(row_id, "delivery_failed", now)
         return 1
 
     def _hand_to_human(self, row_id: int, reason: str, now: datetime) -> None:
         """The platform will not carry it: the agent must reach the customer another way."""
         with transaction(self.sessions) as s:
-            row = s.get(Message, row_id)
-            circle = s.get(Circle, row.circle_id) if row and row.circle_id else None
-            if row is None or circle is None:
-                return
-            open_ticket(session=s, circle=circle, member_id=row.recipient_id,
-                        source_message_id=row.reply_to_id, intent=None, reason=reason,
-                        summary=row.text[:200], now=now, context={"outbound_id": row_id})
+            self._tell_a_person(s, row_id, reason, now)
+
+    def _tell_a_person(self, s: Session, row_id: int, reason: str, now: datetime) -> None:
+        """A ticket for the console (reason, the message, its last error) and, with scripts, a
+        notice in the agent's support circle. A notice meant for a support circle that cannot
+        be delivered is only logged: telling that circle about itself would loop."""
+        row = s.get(Message, row_id)
+        circle = s.get(Circle, row.circle_id) if row and row.circle_id else None
+        if row is None or circle is None:
+            return
+        if circle.kind == CircleKind.SUPPORT:
+            log.error("outbound message %s to support circle %s: %s (%s)", row_id,
+                      circle.chat_id, reason, row.last_error)
+            return
+        ticket = open_ticket(session=s, circle=circle, member_id=row.recipient_id,
+                             source_message_id=row.reply_to_id, intent=None, reason=reason,
+                             summary=row.text[:200], now=now,
+                             context={"outbound_id": row_id, "last_error": row.last_error})
+        record_event(s, ticket.id, reason, now=now, outbound_id=row_id,
+                     last_error=row.last_error)
+        if self.scripts is not None:
+            tell_support(s, self.scripts, ticket, circle, row, reason=reason, now=now)
 
     # -- the background loop: sleep until the next due row, or until woken -------------------
     def wake(self, at: datetime | None = None) -> None:
