@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -44,7 +45,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.metrics import Metrics
-from bot.services import Services
+from bot.services import Services, build_services
+from bot.settings import Settings
 from escalation.jobs import TickReport, next_due, tick
 from storage import wakeups
 from storage.pii import mask
@@ -275,3 +277,25 @@ def stop_scheduler(scheduler: EscalationScheduler | None) -> None:
         if running is scheduler:
             del _RUNNING[key]
     scheduler.stop()
+
+
+def run_standalone(settings: Settings, *, stop: threading.Event | None = None) -> None:
+    """`corecircle scheduler`: the scan, the outbox dispatcher and the wake-up listener, until
+    SIGTERM or SIGINT (or `stop`). Any number may run: every claim is fenced."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    svc = build_services(settings)
+    svc.channels.start()
+    runner = start_scheduler(svc)
+    log.info("scheduler started (dispatching: %s); stop with SIGTERM",
+             svc.channels.dispatching)
+    try:
+        while not stop.wait(1.0):
+            if runner is not None and runner.status() == "stopped":
+                raise SystemExit("the scheduler thread is gone; exiting so a supervisor restarts")
+    finally:
+        stop_scheduler(runner)
+        svc.close()
+        log.info("scheduler stopped")

@@ -201,24 +201,82 @@ def deliver(
             if row is None or row.status != FollowUpStatus.CLAIMED or row.lease_owner != owner:
                 raise _Fenced
             fence = row.attempts
-            if fence > MAX_CLAIMS:  # claimed again and again, never finished: a person decides
-                circle = s.get(Circle, row.circle_id)
-                ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
-                _alert_failed(s, scripts, row, circle, ticket, now=now)
-                status, error = FollowUpStatus.FAILED, f"gave up after {fence - 1} claims"
-            else:
-                status, error = _work(s, scripts, row, now, stale_after)
+            status, error = _decide(s, scripts, row, now, stale_after)
             if not outbox.finish(s, FOLLOWUPS, followup_id, fence=fence, owner=owner, values={
                 "status": status, "sent_at": now if status == FollowUpStatus.SENT else None,
                 "lease_owner": None, "lease_until": None, "last_error": error,
             }):
                 raise _Fenced
-            if error is not None and error.startswith(STALE_PREFIX):
-                return "stale"
-            return status.value
+            return _outcome(status, error)
     except _Fenced:
         log.warning("follow-up %s: lease lost by %s; another sender owns it", followup_id, owner)
         return "fenced"
+
+
+def deliver_batch(
+    sessions: sessionmaker[Session], scripts: ScriptLibrary, followup_ids: list[int], *,
+    owner: str, now: datetime, stale_after: timedelta = STALE_AFTER,
+) -> dict[int, str]:
+    """Deliver a claimed batch in one transaction (the fast path; outcomes as `deliver`).
+
+    The first statement re-asserts our claim on every row (`UPDATE ... WHERE owner = us
+    RETURNING id`): rows another sender took over are "fenced", and the rest stay locked to
+    us until the commit (PostgreSQL row locks; SQLite's single writer), so the plain updates
+    that follow need no further fence. If anything in the batch fails, the transaction rolls
+    back and the caller delivers row by row, so one bad row never holds up the others.
+    """
+    if not followup_ids:
+        return {}
+    with transaction(sessions) as s:
+        mine = set(s.scalars(
+            update(FollowUp)
+            .where(FollowUp.id.in_(followup_ids), FollowUp.status == FollowUpStatus.CLAIMED,
+                   FollowUp.lease_owner == owner)
+            .values(lease_owner=owner)
+            .returning(FollowUp.id)
+            .execution_options(synchronize_session=False)
+        ))
+        outcomes = {fid: "fenced" for fid in followup_ids if fid not in mine}
+        rows = list(s.scalars(select(FollowUp).where(FollowUp.id.in_(mine))
+                              .order_by(FollowUp.due_at, FollowUp.id)))
+        # One query each for the circles and tickets; held here (the identity map is weak)
+        # so s.get() answers from memory. No autoflush: the INSERTs and UPDATEs go as batches
+        # at the commit.
+        circles = list(s.scalars(select(Circle).where(
+            Circle.id.in_({r.circle_id for r in rows}))))
+        ticket_ids = {r.ticket_id for r in rows if r.ticket_id}
+        tickets = list(s.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))) \
+            if ticket_ids else []
+        with s.no_autoflush:
+            for row in rows:
+                status, error = _decide(s, scripts, row, now, stale_after, flush=False)
+                row.status, row.last_error = status, error
+                row.sent_at = now if status == FollowUpStatus.SENT else None
+                row.lease_owner, row.lease_until = None, None
+                outcomes[row.id] = _outcome(status, error)
+        del circles, tickets
+    for fid, outcome in outcomes.items():
+        if outcome == "fenced":
+            log.warning("follow-up %s: lease lost by %s; another sender owns it", fid, owner)
+    return {fid: outcomes[fid] for fid in followup_ids}
+
+
+def _outcome(status: FollowUpStatus, error: str | None) -> str:
+    return "stale" if error is not None and error.startswith(STALE_PREFIX) else status.value
+
+
+def _decide(
+    s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime, stale_after: timedelta,
+    *, flush: bool = True,
+) -> tuple[FollowUpStatus, str | None]:
+    if row.attempts > MAX_CLAIMS:  # claimed again and again, never finished: a person decides
+        circle = s.get(Circle, row.circle_id)
+        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
+        _alert_failed(s, scripts, row, circle, ticket, now=now)
+        return FollowUpStatus.FAILED, f"gave up after {row.attempts - 1} claims"
+    if not flush and row.kind == FollowUpKind.MESSAGE:
+        return _work(s, scripts, row, now, stale_after, flush=False)
+    return _work(s, scripts, row, now, stale_after)
 
 
 def lateness(row: FollowUp, now: datetime) -> timedelta:
@@ -231,7 +289,7 @@ def is_stale(row: FollowUp, now: datetime, stale_after: timedelta = STALE_AFTER)
 
 def _work(
     s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime,
-    stale_after: timedelta = STALE_AFTER,
+    stale_after: timedelta = STALE_AFTER, *, flush: bool = True,
 ) -> tuple[FollowUpStatus, str | None]:
     circle = s.get(Circle, row.circle_id)
     ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
@@ -250,7 +308,7 @@ def _work(
         return STALE_STATUS, f"{STALE_PREFIX} {late_h:.1f} h late (limit {limit_h:g} h); not sent"
     try:
         if row.kind == FollowUpKind.MESSAGE:
-            queue(s, circle, row.text, now=now, to=row.recipient_id)
+            queue(s, circle, row.text, now=now, to=row.recipient_id, flush=flush)
             return FollowUpStatus.SENT, None
         _promise_missed(s, scripts, row, circle, ticket, now=now)
     except ScriptError as exc:

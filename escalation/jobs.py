@@ -9,6 +9,7 @@ bounded batch per tick; rows later than `stale_after` are marked stale instead o
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,8 +42,15 @@ def tick(
     report = TickReport()
     with transaction(sessions) as s:
         report.sla_rungs = sla.scan(s, scripts, now=now)
-    for fid in followups.claim_due(sessions, owner=owner, now=now, limit=batch_size,
-                                   lease_seconds=policy.followup_lease_seconds):
+    claimed = followups.claim_due(sessions, owner=owner, now=now, limit=batch_size,
+                                  lease_seconds=policy.followup_lease_seconds)
+    try:
+        report.followups = followups.deliver_batch(sessions, scripts, claimed, owner=owner,
+                                                   now=now, stale_after=stale_after)
+        claimed = []
+    except Exception:  # something in the batch failed: it rolled back; now one by one
+        log.exception("follow-up batch failed; delivering its %d rows one by one", len(claimed))
+    for fid in claimed:
         try:
             report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner,
                                                       now=now, stale_after=stale_after)
@@ -51,7 +59,7 @@ def tick(
             report.followups[fid] = "error"
     if report.sla_rungs or report.followups:
         log.info("escalation tick: %d SLA rungs, follow-ups %s", len(report.sla_rungs),
-                 report.followups)
+                 dict(Counter(report.followups.values())))
     return report
 
 

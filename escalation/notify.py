@@ -42,8 +42,12 @@ def queue(
     sender_name: str = BOT_SENDER,
     script: Rendered | None = None,
     reply_to_id: int | None = None,
+    flush: bool = True,
 ) -> Message:
-    """Persist an outbound message as `queued`; the outbound dispatcher delivers it."""
+    """Persist an outbound message as `queued`; the outbound dispatcher delivers it.
+
+    `flush=False` leaves the INSERT to the commit, where the ORM sends a batch of them in one
+    statement (the scan's batch delivery); the returned row then has no id yet."""
     row = Message(
         circle_id=circle.id,
         direction=Direction.OUT,
@@ -59,7 +63,8 @@ def queue(
         created_at=now,
     )
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     wakeups.announce(session, now)  # the dispatcher sends it as soon as this commits
     return row
 

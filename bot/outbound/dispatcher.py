@@ -206,6 +206,8 @@ class Dispatcher:
     # -- split sends: what already went is never sent again ---------------------------------
     def _parts_sent(self, row_id: int, text: str) -> int:
         """Parts an earlier attempt delivered (0 if none, or if the split no longer matches)."""
+        if len(split_text(text)) <= 1:
+            return 0  # one part: nothing to resume, no progress is ever stored
         with self.sessions() as s:
             raw = s.scalar(select(ChannelCursor.value).where(
                 ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
@@ -224,6 +226,8 @@ class Dispatcher:
 
     def _progress(self, row_id: int, fence: int) -> PartDone:
         def done(sent: int, total: int) -> None:
+            if total <= 1:
+                return  # a single part: the row's own end state says it all
             with transaction(self.sessions) as s:
                 live = s.scalar(select(Message.id).where(
                     Message.id == row_id, Message.attempts == fence, Message.status == SENDING))
@@ -241,6 +245,8 @@ class Dispatcher:
 
     def _end_parts(self, row_id: int, total: int) -> str:
         """Forget the progress of a row that reached an end state; say what went, if any."""
+        if total <= 1:
+            return ""
         with transaction(self.sessions) as s:
             row = s.scalar(select(ChannelCursor).where(
                 ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
