@@ -9,6 +9,7 @@ webhook.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from bot.scheduler import EscalationScheduler
 from escalation import followups
 from storage.db import transaction
 from storage.enums import FollowUpKind
@@ -87,3 +89,36 @@ def test_a_held_reply_goes_out_when_its_grace_ends_not_at_the_next_poll(
     assert sink.received, "the held answer was sent"
     first = sink.received[0][0]
     assert 2.0 <= first - asked <= 4.0, first - asked
+
+
+def test_a_wake_up_during_a_long_scan_is_not_lost() -> None:
+    """A row announced while a scan runs gets a scan right after it, not a heartbeat later."""
+    release = threading.Event()
+    runs: list[float] = []
+
+    def job(now: datetime) -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 2:
+            release.wait(5)  # the second scan is slow (a big batch)
+
+    runner = EscalationScheduler(job, interval=60)
+    runner.start()
+    try:
+        _wait(lambda: len(runs) == 1, seconds=5)
+        runner.wake()  # something is due now: the second scan starts and hangs
+        _wait(lambda: len(runs) == 2, seconds=5)
+        runner.wake()  # announced during the slow scan
+        time.sleep(0.3)
+        assert len(runs) == 2, "never two scans at once"
+        release.set()
+        _wait(lambda: len(runs) == 3, seconds=5)
+        assert len(runs) == 3, "the wake-up during the scan got a scan of its own"
+        assert runs[2] - runs[1] < 5.5
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        runner.wake(later)  # a row due in a second: the scan runs then, not at the heartbeat
+        _wait(lambda: len(runs) == 4, seconds=5)
+        assert len(runs) == 4
+        assert 0.8 <= runs[3] - runs[2] <= 3.0, runs[3] - runs[2]
+    finally:
+        release.set()
+        runner.stop()
