@@ -171,7 +171,7 @@ def main() -> None:
             time.sleep(0.2)
         lateness = [seen[f] - ids[f].timestamp() for f in seen]
         with sessions() as s:
-            statuses = dict(s.execute(text(
+            statuses: dict[str, int] = dict(s.execute(text(
                 "SELECT status, count(*) FROM followups GROUP BY status")).all())
             queued = s.scalar(text("SELECT count(*) FROM messages WHERE text LIKE '到期提醒%'"))
             db_late = [r[0] for r in s.execute(text(

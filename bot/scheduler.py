@@ -240,7 +240,7 @@ def start_scheduler(
         return None
     policy = settings.escalation_policy()
     # Unique per scheduler (a second one in this process must not share its leases).
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # <= 64
     stale_after = timedelta(hours=settings.followup_stale_hours)
 
     def scan(now: datetime) -> TickReport:

@@ -106,8 +106,8 @@ def claim(
         .returning(box.id, box.attempts, *box.order_by)
         .execution_options(synchronize_session=False)
     )
-    rows = session.execute(stmt).all()  # RETURNING comes in no promised order: sort here
-    rows.sort(key=lambda r: tuple((v is None, v) for v in r[2:]))
+    # RETURNING comes in no promised order: sort here
+    rows = sorted(session.execute(stmt).all(), key=lambda r: tuple((v is None, v) for v in r[2:]))
     return [Claim(int(r[0]), int(r[1])) for r in rows]
 
 
