@@ -97,7 +97,7 @@ class PgListener:
     because notifications sent while it was away are gone.
     """
 
-    def __init__(self, url: str, *, relay: Subscriber = publish, poll: float = 1.0) -> None:
+    def __init__(self, url: str, *, relay: Subscriber = publish, poll: float = 0.25) -> None:
         self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.relay, self.poll = relay, poll
         self._stop = threading.Event()
@@ -108,7 +108,8 @@ class PgListener:
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Ask the thread to end (it notices within `poll` seconds); wait at most `timeout`."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

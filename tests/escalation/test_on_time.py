@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from bot.scheduler import EscalationScheduler
 from escalation import followups
-from storage.db import transaction
+from storage import wakeups
+from storage.db import make_engine, make_sessionmaker, transaction
 from storage.enums import FollowUpKind
 from storage.models import Circle
 from tests.escalation.conftest import sessions_of
@@ -122,3 +123,29 @@ def test_a_wake_up_during_a_long_scan_is_not_lost() -> None:
     finally:
         release.set()
         runner.stop()
+
+
+def test_other_processes_hear_of_a_new_row_only_once_it_commits(pg_server_url: str) -> None:
+    """PostgreSQL NOTIFY carries the due time to every listening scheduler, at commit."""
+    heard: list[datetime] = []
+    listener = wakeups.PgListener(pg_server_url, relay=heard.append)
+    listener.start()
+    engine = make_engine(pg_server_url)
+    try:
+        assert listener.connected.wait(10)
+        sessions = make_sessionmaker(engine)
+        at = datetime(2030, 1, 1, 9, 30, tzinfo=UTC)
+
+        with sessions() as s:  # rolled back
+            s.begin()
+            wakeups.announce(s, at - timedelta(hours=1))
+            s.rollback()
+        with transaction(sessions) as s:
+            wakeups.announce(s, at)
+            time.sleep(0.5)
+            assert heard == [], "nothing before the commit"
+        _wait(lambda: bool(heard), seconds=5)
+        assert heard == [at], "the rolled-back one never, the committed one once"
+    finally:
+        listener.stop()
+        engine.dispose()
