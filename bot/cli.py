@@ -1,9 +1,11 @@
-"""The `corecircle` command: serve, nlu parse, pii mask, scripts lint/export, db upgrade."""
+"""The `corecircle` command: serve, scheduler, nlu parse, pii mask, scripts lint/export, db
+upgrade."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -51,6 +53,46 @@ def cmd_serve(args: argparse.Namespace) -> None:
         host=args.host, port=args.port or settings.port,
         log_level=settings.log_level.lower(), timeout_keep_alive=5, limit_concurrency=512,
     )
+
+
+def cmd_scheduler(_: argparse.Namespace) -> None:
+    """The scan and the outbox in a process of their own (production); stops on SIGTERM/SIGINT."""
+    from bot.scheduler import run_standalone  # noqa: PLC0415 - only this command needs it
+    from bot.settings import Settings  # noqa: PLC0415
+
+    settings = Settings(scheduler_enabled=True)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _fault_hook_from_env()
+    run_standalone(settings)
+
+
+def _fault_hook_from_env() -> None:
+    """For the crash tests only: `CORECIRCLE_TEST_PAUSE_AFTER_CLAIM=<outbox>:<seconds>` makes this
+    process write the claimed ids to `CORECIRCLE_TEST_PAUSE_MARKER` (a file) and sleep right
+    after a claim of that outbox commits, so a test can kill -9 it between claim and send."""
+    spec = os.environ.get("CORECIRCLE_TEST_PAUSE_AFTER_CLAIM")
+    if not spec:
+        return
+    import time  # noqa: PLC0415
+
+    from storage import outbox  # noqa: PLC0415
+
+    name, _, seconds = spec.partition(":")
+    marker = os.environ.get("CORECIRCLE_TEST_PAUSE_MARKER")
+
+    def pause(box: str, ids: list[int]) -> None:
+        if box != name:
+            return
+        if marker:
+            with open(marker, "a", encoding="utf-8") as f:
+                f.write(" ".join(map(str, ids)) + "\n")
+        time.sleep(float(seconds or 60))
+
+    outbox.on_claim(pause)
+    logging.getLogger(__name__).warning("fault test: pausing %s s after each %s claim",
+                                        seconds, name)
 
 
 def cmd_nlu_parse(args: argparse.Namespace) -> None:
@@ -114,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes on the one port (more than 1 needs REDIS_URL)")
     serve.set_defaults(func=cmd_serve)
+
+    sched = sub.add_parser(
+        "scheduler", help="run the SLA/follow-up scan and the outbox as their own process"
+    )
+    sched.set_defaults(func=cmd_scheduler)
 
     nlu = sub.add_parser("nlu", help="the intent engine").add_subparsers(dest="sub", required=True)
     parse = nlu.add_parser("parse", help="parse text into Rasa's format")

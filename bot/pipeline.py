@@ -33,6 +33,7 @@ from circles.membership import Speaker, find_circle, resolve_speaker
 from escalation.notify import display_name, queue_notice
 from escalation.risk import Risk
 from escalation.tickets import handoff_notices, open_ticket
+from storage import wakeups
 from storage.db import transaction
 from storage.enums import Delivery, Direction, Role
 from storage.models import Circle, Message, Ticket
@@ -482,6 +483,8 @@ def _persist_outbound(
             created_at=now,
         )
     )
+    if status in (Delivery.QUEUED, Delivery.HELD):
+        wakeups.announce(s, due or now)  # the dispatcher wakes for it after the commit
 
 
 

@@ -1,4 +1,4 @@
-"""The in-process scheduler: one APScheduler interval job that scans the database.
+"""The scheduler: one APScheduler job that scans the database, pulled in to the next due row.
 
 Never one APScheduler job per follow-up (APScheduler 3 drops missed date jobs, and deletes
 pending jobs whose function was renamed): the outbox and the tickets' deadlines are the record,
@@ -7,6 +7,12 @@ code directly, so nothing about it is persisted and a restart or a rename loses 
 docs/reliability.md, "APScheduler"). The first tick runs at start, so what fell due while
 the process was down goes out at once; APScheduler's misfire handling never decides
 whether a follow-up is sent.
+
+On time: after each scan the job's next run is pulled in to the next due row (a follow-up, an
+SLA rung, a lease running out), and `wake(at)` pulls it in when a new row is due sooner
+(`storage.wakeups`: in-process after a commit, and across processes by PostgreSQL NOTIFY). The
+interval is only the heartbeat that bounds the sleep. At most one scan runs at a time; a wake-up
+during a scan queues exactly one more (two instances, one worker thread), so none is lost.
 
 Clock jumps: APScheduler 3 sleeps until the next run time by the wall clock, so a clock
 set back 2 h would stall the scan for 2 h. Our scheduler wakes at least once an interval and
@@ -24,8 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -36,8 +45,10 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.metrics import Metrics
-from bot.services import Services
-from escalation.jobs import TickReport, tick
+from bot.services import Services, build_services
+from bot.settings import Settings
+from escalation.jobs import TickReport, next_due, tick
+from storage import wakeups
 from storage.pii import mask
 
 log = logging.getLogger(__name__)
@@ -87,7 +98,11 @@ class _JumpSafeScheduler(BackgroundScheduler):
 
 
 class EscalationScheduler:
-    """One interval job around `job(now)`, with a liveness record a health check can read."""
+    """One interval job around `job(now)`, with a liveness record a health check can read.
+
+    `next_due(now)` (optional) says when the next row falls due after a scan; the job is pulled
+    in to then. `wake(at)` pulls it in from outside (a new row due sooner).
+    """
 
     def __init__(
         self,
@@ -98,8 +113,12 @@ class EscalationScheduler:
         clock: Callable[[], datetime] = _utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         stale_after: float | None = None,
+        next_due: Callable[[datetime], datetime | None] | None = None,
     ) -> None:
         self.job = job
+        self.next_due = next_due
+        self._wake_lock = threading.Lock()
+        self.on_stop: list[Callable[[], None]] = []  # unsubscribe, stop the listener
         self.interval = float(interval)
         self.metrics = metrics
         self.clock = clock  # the `now` each scan runs at, and the time stamped on a tick
@@ -118,6 +137,7 @@ class EscalationScheduler:
             max_wait=self.interval,
             timezone=UTC,
             jobstores={"default": MemoryJobStore()},
+            # One worker, two instances: a run asked for during a scan waits for it, then runs.
             executors={"default": ThreadPoolExecutor(max_workers=1)},
         )
 
@@ -128,15 +148,19 @@ class EscalationScheduler:
         self._alive_since = self.monotonic()
         self.scheduler.add_job(
             self.run_once, "interval", seconds=self.interval, id=JOB_ID,
-            coalesce=True, max_instances=1,
+            coalesce=True, max_instances=2,
             # At start, not one interval later: what fell due while we were down goes now.
             next_run_time=datetime.now(UTC),
-            # A late run (a busy or suspended process) still runs; it scans, so nothing doubles.
-            misfire_grace_time=max(60, int(4 * self.interval)),
+            # A late run (a busy or suspended process, or one queued behind a long scan) still
+            # runs; it scans, so nothing doubles.
+            misfire_grace_time=None,
         )
         self.scheduler.start(paused=paused)
 
     def stop(self) -> None:
+        for undo in self.on_stop:
+            undo()
+        self.on_stop.clear()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)  # let a running scan commit before the engine closes
 
@@ -161,7 +185,32 @@ class EscalationScheduler:
             if report is not None:
                 for outcome in report.followups.values():
                     self.metrics.followups.labels(outcome=outcome).inc()
+        self._plan_next(now)
         return True
+
+    def _plan_next(self, now: datetime) -> None:
+        """Pull the next run in to the next due row (a failure leaves it to the heartbeat)."""
+        if self.next_due is None:
+            return
+        try:
+            at = self.next_due(now)
+        except Exception:  # the heartbeat still runs; the trace is logged
+            log.exception("could not read the next due time; waiting for the heartbeat")
+            return
+        if at is not None:
+            self.wake(at)
+
+    def wake(self, at: datetime | None = None) -> None:
+        """Run a scan at `at` (default: now) unless one is already planned sooner."""
+        if not self.scheduler.running:
+            return
+        at = at or datetime.now(UTC)
+        with self._wake_lock:
+            job = self.scheduler.get_job(JOB_ID)
+            if job is None or job.next_run_time is None:
+                return
+            if at < job.next_run_time:
+                job.modify(next_run_time=at)
 
     # -- health ----------------------------------------------------------------------------
     def status(self) -> str:
@@ -190,19 +239,28 @@ def start_scheduler(
     if not settings.scheduler_enabled:
         return None
     policy = settings.escalation_policy()
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    # Unique per scheduler (a second one in this process must not share its leases).
+    owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # <= 64
     stale_after = timedelta(hours=settings.followup_stale_hours)
 
     def scan(now: datetime) -> TickReport:
         return tick(svc.sessions, svc.scripts, policy, now=now, owner=owner,
                     stale_after=stale_after, batch_size=settings.followup_batch_size)
 
+    def due(now: datetime) -> datetime | None:
+        return next_due(svc.sessions, now=now)
+
     runner = EscalationScheduler(scan, interval=settings.scheduler_interval_seconds,
-                                 metrics=svc.metrics, clock=clock)
+                                 metrics=svc.metrics, clock=clock, next_due=due)
     for alias, store in runner.job_stores().items():
         if not isinstance(store, MemoryJobStore):  # pragma: no cover - a guard for edits
             raise RuntimeError(f"job store {alias!r} persists jobs; the database is the record")
     runner.start()
+    runner.on_stop.append(wakeups.subscribe(runner.wake))
+    if svc.db.dialect.name == "postgresql":  # other processes' new rows wake us too
+        listener = wakeups.PgListener(settings.resolved_database_url())
+        listener.start()
+        runner.on_stop.append(listener.stop)
     _RUNNING[id(svc)] = runner
     return runner
 
@@ -219,3 +277,25 @@ def stop_scheduler(scheduler: EscalationScheduler | None) -> None:
         if running is scheduler:
             del _RUNNING[key]
     scheduler.stop()
+
+
+def run_standalone(settings: Settings, *, stop: threading.Event | None = None) -> None:
+    """`corecircle scheduler`: the scan, the outbox dispatcher and the wake-up listener, until
+    SIGTERM or SIGINT (or `stop`). Any number may run: every claim is fenced."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    svc = build_services(settings)
+    svc.channels.start()
+    runner = start_scheduler(svc)
+    log.info("scheduler started (dispatching: %s); stop with SIGTERM",
+             svc.channels.dispatching)
+    try:
+        while not stop.wait(1.0):
+            if runner is not None and runner.status() == "stopped":
+                raise SystemExit("the scheduler thread is gone; exiting so a supervisor restarts")
+    finally:
+        stop_scheduler(runner)
+        svc.close()
+        log.info("scheduler stopped")

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     outbound_timeout: float = Field(default=5.0, gt=0, le=5.0, description="HTTP timeout")
     outbound_lease_seconds: float = Field(default=30.0, gt=0, description="claim lease")
     outbound_max_attempts: int = Field(default=6, ge=1)
+    outbound_give_up_minutes: float = Field(
+        default=60, gt=0,
+        description="a message still undelivered this long after it was queued (robot 45009, "
+        "no route, retries) is marked failed and handed to a person; nothing retries forever",
+    )
     robot_per_minute: int = Field(default=20, ge=1, description="WeCom group robot limit")
     # -- follow-up lateness and the scan's batch (escalation/followups.py, bot/scheduler.py) -----
     followup_stale_hours: float = Field(

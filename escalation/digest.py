@@ -39,6 +39,15 @@ def due_day(now: datetime) -> date | None:
     return local.date() if local.hour >= DIGEST_HOUR else None
 
 
+def next_time(now: datetime) -> datetime:
+    """The next 18:00 in Shanghai strictly after `now`: the scan wakes for it."""
+    local = now.astimezone(SHANGHAI)
+    at = local.replace(hour=DIGEST_HOUR, minute=0, second=0, microsecond=0)
+    if at <= local:
+        at += timedelta(days=1)
+    return at
+
+
 def digest_key(support_id: int, day: date) -> str:
     return f"digest:{support_id}:{day.isoformat()}"
 

@@ -18,17 +18,19 @@ import hashlib
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from escalation import events
 from escalation.notify import display_name, queue, support_circle_of, ticket_variables
+from storage import outbox, wakeups
 from storage.db import transaction
 from storage.enums import CircleStatus, FollowUpKind, FollowUpStatus, TicketStatus
-from storage.errors import BadRequest, Conflict
+from storage.errors import BadRequest, Conflict, NotFound
 from storage.formats import moment
 from storage.models import Circle, FollowUp, Ticket
+from storage.outbox import Outbox
 from storage.scripts import ScriptError, ScriptLibrary
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ FAILED_SCRIPT = "support.followup_failed"
 OPEN_STATUSES = (FollowUpStatus.PENDING, FollowUpStatus.CLAIMED)
 STALE_AFTER = timedelta(hours=24)  # default lateness limit; the app passes its setting
 BATCH_SIZE = 100  # default rows claimed per tick
+MAX_CLAIMS = 5  # a row claimed this often without an end (its sender keeps dying) fails
 STALE_STATUS = FollowUpStatus.STALE
 STALE_PREFIX = "stale:"
 
@@ -69,6 +72,12 @@ def create(
     if due_at <= now:
         raise BadRequest("due_at is in the past; a follow-up must be due later",
                          code="FOLLOWUP_DUE_PAST")
+    circle = session.get(Circle, circle_id)
+    if circle is None:
+        raise NotFound(f"no circle {circle_id}", code="CIRCLE_UNKNOWN")
+    if circle.status != CircleStatus.ACTIVE:
+        raise Conflict(f"circle {circle.chat_id!r} has been dissolved; nobody would receive it",
+                       code="CIRCLE_DISSOLVED")
     key = dedupe_key or make_key(ticket_id, circle_id, kind, due_at, text)
     existing = session.scalar(select(FollowUp).where(FollowUp.dedupe_key == key))
     if existing is not None:
@@ -87,6 +96,7 @@ def create(
         if found is None:  # pragma: no cover - the unique key said it exists
             raise
         return found, False
+    wakeups.announce(session, due_at)  # a scheduler asleep until later wakes in time
     if ticket_id is not None:
         events.record(session, ticket_id, "followup_set", now=now, actor_id=created_by,
                       followup_id=row.id, followup_kind=kind.value,
@@ -141,39 +151,35 @@ def cancel(session: Session, followup: FollowUp, *, actor_id: str, now: datetime
 
 
 # -- the sender -------------------------------------------------------------------------------
+FOLLOWUPS = Outbox(
+    name="followups", model=FollowUp, status=FollowUp.status, due=FollowUp.due_at,
+    lease_until=FollowUp.lease_until, attempts=FollowUp.attempts,
+    ready=(FollowUpStatus.PENDING,), claimed=FollowUpStatus.CLAIMED,
+    order_by=(FollowUp.due_at, FollowUp.id), owner=FollowUp.lease_owner,
+)
+
+
 def claim_due(
     sessions: sessionmaker[Session], *, owner: str, now: datetime, lease_seconds: int,
     limit: int = BATCH_SIZE,
 ) -> list[int]:
     """Claim at most `limit` due rows, oldest due first, for `owner`; each by one claimer only.
 
-    A clock that jumped back leaves sent rows sent and claimed rows leased (a lease is only
-    taken over once it ran out by the claimer's own clock), so no jump sends anything twice.
+    One statement (`storage.outbox.claim`): concurrent claimers skip each other's rows. A clock
+    that jumped back leaves sent rows sent and claimed rows leased (a lease is only taken over
+    once it ran out by the claimer's own clock), so no jump sends anything twice.
     """
-    claimable = or_(
-        and_(FollowUp.status == FollowUpStatus.PENDING, FollowUp.due_at <= now),
-        and_(FollowUp.status == FollowUpStatus.CLAIMED, FollowUp.lease_until < now),
-    )
-    claimed: list[int] = []
     with transaction(sessions) as s:
-        ids = list(s.scalars(
-            select(FollowUp.id).where(claimable).order_by(FollowUp.due_at, FollowUp.id)
-            .limit(limit)
-        ))
-        for fid in ids:
-            # The condition is re-checked on the row itself, so of two racing claimers (or a
-            # claimer racing a cancel) exactly one UPDATE matches.
-            result = s.execute(
-                update(FollowUp)
-                .where(FollowUp.id == fid, claimable)
-                .values(status=FollowUpStatus.CLAIMED, lease_owner=owner,
-                        lease_until=now + timedelta(seconds=lease_seconds),
-                        attempts=FollowUp.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(fid)
-    return claimed
+        claims = outbox.claim(s, FOLLOWUPS, owner=owner, now=now, limit=limit,
+                              lease=timedelta(seconds=lease_seconds))
+    ids = [c.id for c in claims]
+    outbox.claimed_hook(FOLLOWUPS.name, ids)
+    return ids
+
+
+def next_due(session: Session, *, now: datetime) -> datetime | None:
+    """When the next follow-up falls due, or the next lease runs out."""
+    return outbox.next_due(session, FOLLOWUPS, now=now)
 
 
 class _Fenced(Exception):
@@ -194,23 +200,83 @@ def deliver(
             row = s.get(FollowUp, followup_id)
             if row is None or row.status != FollowUpStatus.CLAIMED or row.lease_owner != owner:
                 raise _Fenced
-            status, error = _work(s, scripts, row, now, stale_after)
-            result = s.execute(
-                update(FollowUp)
-                .where(FollowUp.id == followup_id, FollowUp.status == FollowUpStatus.CLAIMED,
-                       FollowUp.lease_owner == owner)
-                .values(status=status, sent_at=now if status == FollowUpStatus.SENT else None,
-                        lease_owner=None, lease_until=None, last_error=error)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            fence = row.attempts
+            status, error = _decide(s, scripts, row, now, stale_after)
+            if not outbox.finish(s, FOLLOWUPS, followup_id, fence=fence, owner=owner, values={
+                "status": status, "sent_at": now if status == FollowUpStatus.SENT else None,
+                "lease_owner": None, "lease_until": None, "last_error": error,
+            }):
                 raise _Fenced
-            if error is not None and error.startswith(STALE_PREFIX):
-                return "stale"
-            return status.value
+            return _outcome(status, error)
     except _Fenced:
         log.warning("follow-up %s: lease lost by %s; another sender owns it", followup_id, owner)
         return "fenced"
+
+
+def deliver_batch(
+    sessions: sessionmaker[Session], scripts: ScriptLibrary, followup_ids: list[int], *,
+    owner: str, now: datetime, stale_after: timedelta = STALE_AFTER,
+) -> dict[int, str]:
+    """Deliver a claimed batch in one transaction (the fast path; outcomes as `deliver`).
+
+    The first statement re-asserts our claim on every row (`UPDATE ... WHERE owner = us
+    RETURNING id`): rows another sender took over are "fenced", and the rest stay locked to
+    us until the commit (PostgreSQL row locks; SQLite's single writer), so the plain updates
+    that follow need no further fence. If anything in the batch fails, the transaction rolls
+    back and the caller delivers row by row, so one bad row never holds up the others.
+    """
+    if not followup_ids:
+        return {}
+    with transaction(sessions) as s:
+        mine = set(s.scalars(
+            update(FollowUp)
+            .where(FollowUp.id.in_(followup_ids), FollowUp.status == FollowUpStatus.CLAIMED,
+                   FollowUp.lease_owner == owner)
+            .values(lease_owner=owner)
+            .returning(FollowUp.id)
+            .execution_options(synchronize_session=False)
+        ))
+        outcomes = {fid: "fenced" for fid in followup_ids if fid not in mine}
+        rows = list(s.scalars(select(FollowUp).where(FollowUp.id.in_(mine))
+                              .order_by(FollowUp.due_at, FollowUp.id)))
+        # One query each for the circles and tickets; held here (the identity map is weak)
+        # so s.get() answers from memory. No autoflush: the INSERTs and UPDATEs go as batches
+        # at the commit.
+        circles = list(s.scalars(select(Circle).where(
+            Circle.id.in_({r.circle_id for r in rows}))))
+        ticket_ids = {r.ticket_id for r in rows if r.ticket_id}
+        tickets = list(s.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))) \
+            if ticket_ids else []
+        with s.no_autoflush:
+            for row in rows:
+                status, error = _decide(s, scripts, row, now, stale_after, flush=False)
+                row.status, row.last_error = status, error
+                row.sent_at = now if status == FollowUpStatus.SENT else None
+                row.lease_owner, row.lease_until = None, None
+                outcomes[row.id] = _outcome(status, error)
+        del circles, tickets
+    for fid, outcome in outcomes.items():
+        if outcome == "fenced":
+            log.warning("follow-up %s: lease lost by %s; another sender owns it", fid, owner)
+    return {fid: outcomes[fid] for fid in followup_ids}
+
+
+def _outcome(status: FollowUpStatus, error: str | None) -> str:
+    return "stale" if error is not None and error.startswith(STALE_PREFIX) else status.value
+
+
+def _decide(
+    s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime, stale_after: timedelta,
+    *, flush: bool = True,
+) -> tuple[FollowUpStatus, str | None]:
+    if row.attempts > MAX_CLAIMS:  # claimed again and again, never finished: a person decides
+        circle = s.get(Circle, row.circle_id)
+        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
+        _alert_failed(s, scripts, row, circle, ticket, now=now)
+        return FollowUpStatus.FAILED, f"gave up after {row.attempts - 1} claims"
+    if not flush and row.kind == FollowUpKind.MESSAGE:
+        return _work(s, scripts, row, now, stale_after, flush=False)
+    return _work(s, scripts, row, now, stale_after)
 
 
 def lateness(row: FollowUp, now: datetime) -> timedelta:
@@ -223,7 +289,7 @@ def is_stale(row: FollowUp, now: datetime, stale_after: timedelta = STALE_AFTER)
 
 def _work(
     s: Session, scripts: ScriptLibrary, row: FollowUp, now: datetime,
-    stale_after: timedelta = STALE_AFTER,
+    stale_after: timedelta = STALE_AFTER, *, flush: bool = True,
 ) -> tuple[FollowUpStatus, str | None]:
     circle = s.get(Circle, row.circle_id)
     ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
@@ -242,7 +308,7 @@ def _work(
         return STALE_STATUS, f"{STALE_PREFIX} {late_h:.1f} h late (limit {limit_h:g} h); not sent"
     try:
         if row.kind == FollowUpKind.MESSAGE:
-            queue(s, circle, row.text, now=now, to=row.recipient_id)
+            queue(s, circle, row.text, now=now, to=row.recipient_id, flush=flush)
             return FollowUpStatus.SENT, None
         _promise_missed(s, scripts, row, circle, ticket, now=now)
     except ScriptError as exc:

@@ -1,4 +1,4 @@
-"""The periodic scan (an APScheduler interval job): SLA ladder, then due follow-ups.
+"""The scan (one APScheduler job, pulled in to the next due row): SLA ladder, then follow-ups.
 
 Jobs take ids and open their own sessions; every run is a scan of the database, so a missed or
 coalesced run loses nothing and a second scheduler cannot double anything. One tick claims at
@@ -9,6 +9,7 @@ bounded batch per tick; rows later than `stale_after` are marked stale instead o
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,13 +42,34 @@ def tick(
     report = TickReport()
     with transaction(sessions) as s:
         report.sla_rungs = sla.scan(s, scripts, now=now)
-    for fid in followups.claim_due(sessions, owner=owner, now=now, limit=batch_size,
-                                   lease_seconds=policy.followup_lease_seconds):
-        report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner, now=now,
-                                                  stale_after=stale_after)
+    claimed = followups.claim_due(sessions, owner=owner, now=now, limit=batch_size,
+                                  lease_seconds=policy.followup_lease_seconds)
+    try:
+        report.followups = followups.deliver_batch(sessions, scripts, claimed, owner=owner,
+                                                   now=now, stale_after=stale_after)
+        claimed = []
+    except Exception:  # something in the batch failed: it rolled back; now one by one
+        log.exception("follow-up batch failed; delivering its %d rows one by one", len(claimed))
+    for fid in claimed:
+        try:
+            report.followups[fid] = followups.deliver(sessions, scripts, fid, owner=owner,
+                                                      now=now, stale_after=stale_after)
+        except Exception:  # one bad row must not hold up the batch; its lease brings it back
+            log.exception("follow-up %s could not be delivered; retried after its lease", fid)
+            report.followups[fid] = "error"
     if report.sla_rungs or report.followups:
         log.info("escalation tick: %d SLA rungs, follow-ups %s", len(report.sla_rungs),
-                 report.followups)
+                 dict(Counter(report.followups.values())))
     # -- the 18:00 digest into each support circle (once per circle per day; digest.py) ----
     digest.run(sessions, scripts, now=now)
     return report
+
+
+def next_due(sessions: sessionmaker[Session], *, now: datetime) -> datetime | None:
+    """The earliest moment the scan has something to do after `now`'s scan: a follow-up or a
+    lease running out, or an SLA rung (the rungs at or before `now` were fired by that scan)."""
+    with sessions() as s:
+        times = [followups.next_due(s, now=now), sla.next_rung(s, after=now)]
+    times.append(digest.next_time(now))
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import wakeups
 from storage.enums import CircleKind, CircleStatus, Direction
 from storage.models import Circle, Member, Message, Ticket
 from storage.pii import mask
@@ -41,8 +42,12 @@ def queue(
     sender_name: str = BOT_SENDER,
     script: Rendered | None = None,
     reply_to_id: int | None = None,
+    flush: bool = True,
 ) -> Message:
-    """Persist an outbound message as `queued`; the outbound dispatcher delivers it."""
+    """Persist an outbound message as `queued`; the outbound dispatcher delivers it.
+
+    `flush=False` leaves the INSERT to the commit, where the ORM sends a batch of them in one
+    statement (the scan's batch delivery); the returned row then has no id yet."""
     row = Message(
         circle_id=circle.id,
         direction=Direction.OUT,
@@ -58,7 +63,9 @@ def queue(
         created_at=now,
     )
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
+    wakeups.announce(session, now)  # the dispatcher sends it as soon as this commits
     return row
 
 
@@ -103,3 +110,25 @@ def ticket_variables(
         "excerpt": mask(ticket.summary)[:EXCERPT_CHARS],
         **extra,
     }
+
+
+DELIVERY_UNKNOWN_SCRIPT = "support.delivery_unknown"
+DELIVERY_FAILED_SCRIPT = "support.delivery_failed"
+
+
+def tell_support(
+    session: Session, scripts: ScriptLibrary, ticket: Ticket, circle: Circle, message: Message,
+    *, reason: str, now: datetime,
+) -> Message | None:
+    """An outbound message could not be (or may not have been) delivered: the agent's support
+    circle hears which circle, what was said (masked excerpt) and the ticket to work from."""
+    support = support_circle_of(session, ticket.assignee_id or circle.agent_id)
+    support = support or support_circle_of(session, circle.agent_id)
+    if support is None:
+        return None
+    variables = ticket_variables(session, scripts, ticket, circle,
+                                 excerpt=mask(message.text)[:EXCERPT_CHARS],
+                                 problem=scripts.label("delivery_problem", reason))
+    script = DELIVERY_UNKNOWN_SCRIPT if reason == "delivery_unknown" else DELIVERY_FAILED_SCRIPT
+    rendered = scripts.render(script, variables)
+    return queue(session, support, rendered.text, now=now, script=rendered)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from escalation import events
@@ -104,6 +104,23 @@ def scan(session: Session, scripts: ScriptLibrary, *, now: datetime) -> list[tup
                 _notify(session, scripts, ticket, rung, now)
                 fired.append((ticket.id, name))
     return fired
+
+
+def next_rung(session: Session, *, after: datetime) -> datetime | None:
+    """The earliest SLA rung of an open ticket that falls due after `after`."""
+    open_ = Ticket.status != TicketStatus.RESOLVED
+    waiting = Ticket.first_response_at.is_(None)
+    found = [
+        session.scalar(select(func.min(column)).where(open_, *extra, column > after))
+        for column, extra in (
+            (Ticket.first_response_remind_at, (waiting,)),
+            (Ticket.first_response_due, (waiting,)),
+            (Ticket.resolve_remind_at, ()),
+            (Ticket.resolve_due, ()),
+        )
+    ]
+    times = [t for t in found if t is not None]
+    return min(times) if times else None
 
 
 def _notify(

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
+from storage import wakeups
 from storage.enums import CircleKind, CircleStatus, Direction, Role
 from storage.models import Circle, CircleMember, Member, MemberIdentity, Message
 from storage.pii import mask
@@ -93,7 +94,10 @@ def queue_replies(s: Session, message_id: int, now: datetime, *, except_to: str 
     if only_others:
         stmt = stmt.where(Message.recipient_id.is_not(None), Message.recipient_id != except_to)
     result = s.execute(stmt.values(status=QUEUED, next_attempt_at=now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    queued = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if queued:
+        wakeups.announce(s, now)
+    return queued
 
 
 def handed_to_outbox(s: Session, message_id: int, member_id: str) -> bool:

@@ -120,7 +120,8 @@ def build_channels(settings: Settings, *, sessions: sessionmaker[Session], state
     dispatcher = Dispatcher(
         sessions, router, SlidingLimit(state, settings.robot_per_minute),
         lease=settings.outbound_lease_seconds, max_attempts=settings.outbound_max_attempts,
-        interval=settings.outbound_interval,
+        interval=settings.outbound_interval, scripts=scripts,
+        give_up=settings.outbound_give_up_minutes * 60,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="channel")
     gateway = Gateway(sessions, state, scripts, pipeline, settings, executor)

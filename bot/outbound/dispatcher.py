@@ -1,7 +1,8 @@
 """The outbox dispatcher: claims due `queued` message rows, sends them, records what happened.
 
-A claim is a conditional UPDATE (status and attempts unchanged since we read them), and every
-later write is fenced by the attempt number, so two workers never send the same row. A row is
+A batch is claimed in one statement (`storage.outbox`: `FOR UPDATE SKIP LOCKED` on
+PostgreSQL), and every later write is fenced by the attempt number the claim set, so two workers
+never send the same row. A row is
 marked `sending` (committed) just before the HTTP call: a worker that dies after a claim is
 retried after the lease; one that dies mid-send leaves `unknown` for a human (at-most-once:
 the WeChat APIs have no idempotency key).
@@ -13,6 +14,11 @@ on part k resumes at part k: the customer never gets parts 1..k-1 twice.
 A group robot is held to its rolling limit (20 a minute): what cannot go now is put back with
 `next_attempt_at` when a slot frees (the attempt does not count), and every later row for the
 same robot waits too, so the order is kept. A 45009 from the robot pauses it for a minute.
+
+Nothing is retried forever: a row still undelivered `give_up` after it was queued (a robot
+answering 45009 for an hour, no route, failing retries) ends `failed` with the reason. Every end
+that needs a person (unknown, failed, window closed, quota) opens a ticket for the console and,
+when the dispatcher has the scripts, tells the agent's support circle.
 """
 
 from __future__ import annotations
@@ -23,17 +29,22 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.outbound.quota import KF_MAX_PER_WINDOW, SlidingLimit, service_window
 from bot.outbound.routing import Route, Router
 from bot.outbound.sender import FREQUENCY_LIMIT, QUOTA_USED_UP, WINDOW_CLOSED, PartDone, SendResult
 from bot.outbound.split import split_text
+from escalation.events import record as record_event
+from escalation.notify import tell_support
 from escalation.tickets import open_ticket
+from storage import outbox, wakeups
 from storage.db import transaction
-from storage.enums import Delivery, Direction
+from storage.enums import CircleKind, Delivery, Direction
 from storage.models import ChannelCursor, Circle, Message
+from storage.outbox import Outbox
+from storage.scripts import ScriptLibrary
 from storage.state import LockNotAcquired, StateUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,73 +57,116 @@ NO_ROUTE_DELAY = timedelta(minutes=10)
 PARTS = "outbox-parts"  # ChannelCursor channel: outbox row id -> {"sent": k, "of": n}
 
 
+MESSAGES = Outbox(
+    name="messages", model=Message, status=Message.status, due=Message.next_attempt_at,
+    lease_until=Message.next_attempt_at, attempts=Message.attempts,
+    ready=(QUEUED, Delivery.HELD), claimed=CLAIMED, order_by=(Message.id,),
+    where=(Message.direction == Direction.OUT,),
+)
+
+
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(300, 2 ** max(0, attempts - 1) * 5))
+    """5 s, 10 s, 20 s ... at most 5 min, each +/- 20 % so workers do not retry in step."""
+    return outbox.backoff(attempts, base=5.0, cap=300.0)
 
 
 class Dispatcher:
     def __init__(self, sessions: sessionmaker[Session], router: Router, limiter: SlidingLimit,
                  *, lease: float = 30.0, max_attempts: int = 6, interval: float = 1.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 scripts: ScriptLibrary | None = None, give_up: float = 3600.0) -> None:
         self.sessions, self.router, self.limiter = sessions, router, limiter
+        self.scripts = scripts  # for the support-circle notice when a person must step in
+        self.give_up = timedelta(seconds=give_up)
         self.lease, self.max_attempts = timedelta(seconds=lease), max_attempts
         self.interval, self.clock = interval, clock
         self._stop = threading.Event()
+        self._woken = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_at: datetime | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
         self.last_tick: datetime | None = None
 
     # -- one pass ---------------------------------------------------------------------------
-    def dispatch_once(self, limit: int = 50) -> int:
-        """Deliver what is due now, oldest first; returns how many rows reached an end state."""
+    def dispatch_once(self, limit: int = 20) -> int:
+        """Deliver what is due now, oldest first; returns how many rows reached an end state.
+
+        One statement claims the batch (`storage.outbox.claim`); each row is then delivered
+        under its fence, so a row whose lease ran out meanwhile is written by its new owner only.
+        """
         now = self.clock()
         self._expire_sending(now)
-        with self.sessions() as s:
-            due = s.execute(
-                select(Message.id, Message.status, Message.attempts)
-                .where(Message.direction == Direction.OUT, or_(
-                    # held: a bot answer whose human grace window has run out
-                    Message.status.in_((QUEUED, Delivery.HELD))
-                    & (Message.next_attempt_at.is_(None) | (Message.next_attempt_at <= now)),
-                    (Message.status == CLAIMED) & (Message.next_attempt_at <= now),
-                ))
-                .order_by(Message.id).limit(limit)
-            ).all()
+        with transaction(self.sessions) as s:
+            claims = outbox.claim(s, MESSAGES, owner="", now=now, lease=self.lease, limit=limit)
+        outbox.claimed_hook(MESSAGES.name, [c.id for c in claims])
         blocked: dict[str, datetime] = {}  # a rate-limited group keeps its order: all wait
         done = 0
-        for row_id, status, attempts in due:
-            fence = self._claim(row_id, status, attempts, now)
-            if fence is not None:
-                done += self._deliver(row_id, fence, blocked)
+        expired = self._past_give_up(claims, now)
+        for c in claims:
+            if c.id in expired:
+                done += self._give_up(c.id, c.fence, now)
+                continue
+            done += self._deliver(c.id, c.fence, blocked)
         self.last_tick = now
         return done
 
-    def _expire_sending(self, now: datetime) -> None:
-        with transaction(self.sessions) as s:
-            s.execute(
-                update(Message)
-                .where(Message.status == SENDING, Message.next_attempt_at <= now)
-                .values(status=UNKNOWN, last_error="worker lost mid-send; delivery unknown")
-            )
+    def next_due(self) -> datetime | None:
+        """When the next queued or held row falls due, or the next lease runs out."""
+        now = self.clock()
+        with self.sessions() as s:
+            ready = outbox.next_due(s, MESSAGES, now=now)
+            sending = s.scalar(select(func.min(Message.next_attempt_at)).where(
+                Message.direction == Direction.OUT, Message.status == SENDING))
+        times = [t for t in (ready, sending) if t is not None]
+        return min(times) if times else None
 
-    def _claim(self, row_id: int, status: str, attempts: int, now: datetime) -> int | None:
+    def _expire_sending(self, now: datetime) -> None:
+        """A worker died mid-send: the row becomes `unknown` and a person is told, together.
+
+        At most once: the platforms have no idempotency key, so the row is never sent again by
+        itself; the agent checks with the customer (ticket, and a notice in the support circle).
+        """
         with transaction(self.sessions) as s:
-            claimed = s.execute(
+            lost = list(s.scalars(
                 update(Message)
-                .where(Message.id == row_id, Message.status == status,
-                       Message.attempts == attempts)
-                .values(status=CLAIMED, attempts=attempts + 1,
-                        next_attempt_at=now + self.lease)
-            ).rowcount  # type: ignore[attr-defined]
-        return attempts + 1 if claimed == 1 else None
+                .where(Message.direction == Direction.OUT, Message.status == SENDING,
+                       Message.next_attempt_at <= now)
+                .values(status=UNKNOWN, last_error="worker lost mid-send; delivery unknown")
+                .returning(Message.id)
+                .execution_options(synchronize_session=False)
+            ))
+            for row_id in lost:
+                log.warning("outbound message %s: its sender died mid-send; handed to a person",
+                            row_id)
+                self._tell_a_person(s, row_id, "delivery_unknown", now)
+
+    def _past_give_up(self, claims: list[outbox.Claim], now: datetime) -> set[int]:
+        """Claimed rows first queued longer ago than `give_up` (robot pauses, no route, retries):
+        nothing is retried forever."""
+        if not claims:
+            return set()
+        oldest = now - self.give_up
+        with self.sessions() as s:
+            return set(s.scalars(select(Message.id).where(
+                Message.id.in_([c.id for c in claims]), Message.created_at < oldest)))
+
+    def _give_up(self, row_id: int, fence: int, now: datetime) -> int:
+        with transaction(self.sessions) as s:
+            last = s.scalar(select(Message.last_error).where(Message.id == row_id)) or ""
+            minutes = self.give_up.total_seconds() / 60
+            error = f"gave up: not delivered within {minutes:g} min; last error: {last}"[:256]
+            if not outbox.finish(s, MESSAGES, row_id, fence=fence, from_status=CLAIMED,
+                                 values={"status": FAILED, "last_error": error}):
+                return 0
+            log.warning("outbound message %s: %s", row_id, error)
+            self._tell_a_person(s, row_id, "delivery_gave_up", now)
+        return 1
 
     def _finish(self, row_id: int, fence: int, from_status: str, **values: object) -> bool:
         with transaction(self.sessions) as s:
-            return bool(s.execute(
-                update(Message)
-                .where(Message.id == row_id, Message.attempts == fence,
-                       Message.status == from_status)
-                .values(**values)
-            ).rowcount)  # type: ignore[attr-defined]
+            return outbox.finish(s, MESSAGES, row_id, fence=fence, from_status=from_status,
+                                 values=values)
 
     def _deliver(self, row_id: int, fence: int, blocked: dict[str, datetime]) -> int:
         now = self.clock()
@@ -152,6 +206,8 @@ class Dispatcher:
     # -- split sends: what already went is never sent again ---------------------------------
     def _parts_sent(self, row_id: int, text: str) -> int:
         """Parts an earlier attempt delivered (0 if none, or if the split no longer matches)."""
+        if len(split_text(text)) <= 1:
+            return 0  # one part: nothing to resume, no progress is ever stored
         with self.sessions() as s:
             raw = s.scalar(select(ChannelCursor.value).where(
                 ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
@@ -170,6 +226,8 @@ class Dispatcher:
 
     def _progress(self, row_id: int, fence: int) -> PartDone:
         def done(sent: int, total: int) -> None:
+            if total <= 1:
+                return  # a single part: the row's own end state says it all
             with transaction(self.sessions) as s:
                 live = s.scalar(select(Message.id).where(
                     Message.id == row_id, Message.attempts == fence, Message.status == SENDING))
@@ -187,6 +245,8 @@ class Dispatcher:
 
     def _end_parts(self, row_id: int, total: int) -> str:
         """Forget the progress of a row that reached an end state; say what went, if any."""
+        if total <= 1:
+            return ""
         with transaction(self.sessions) as s:
             row = s.scalar(select(ChannelCursor).where(
                 ChannelCursor.channel == PARTS, ChannelCursor.key == str(row_id)))
@@ -251,27 +311,54 @@ class Dispatcher:
                          next_attempt_at=now + backoff(fence))
             return 0
         log.warning("outbound message %s failed for good: %s", row_id, error)
-        self._finish(row_id, fence, SENDING, status=FAILED, last_error=error)
+        if self._finish(row_id, fence, SENDING, status=FAILED, last_error=error):
+            self._hand_to_human(row_id, "delivery_failed", now)
         return 1
 
     def _hand_to_human(self, row_id: int, reason: str, now: datetime) -> None:
         """The platform will not carry it: the agent must reach the customer another way."""
         with transaction(self.sessions) as s:
-            row = s.get(Message, row_id)
-            circle = s.get(Circle, row.circle_id) if row and row.circle_id else None
-            if row is None or circle is None:
-                return
-            open_ticket(session=s, circle=circle, member_id=row.recipient_id,
-                        source_message_id=row.reply_to_id, intent=None, reason=reason,
-                        summary=row.text[:200], now=now, context={"outbound_id": row_id})
+            self._tell_a_person(s, row_id, reason, now)
 
-    # -- the background loop ----------------------------------------------------------------
+    def _tell_a_person(self, s: Session, row_id: int, reason: str, now: datetime) -> None:
+        """A ticket for the console (reason, the message, its last error) and, with scripts, a
+        notice in the agent's support circle. A notice meant for a support circle that cannot
+        be delivered is only logged: telling that circle about itself would loop."""
+        row = s.get(Message, row_id)
+        circle = s.get(Circle, row.circle_id) if row and row.circle_id else None
+        if row is None or circle is None:
+            return
+        if circle.kind == CircleKind.SUPPORT:
+            log.error("outbound message %s to support circle %s: %s (%s)", row_id,
+                      circle.chat_id, reason, row.last_error)
+            return
+        ticket = open_ticket(session=s, circle=circle, member_id=row.recipient_id,
+                             source_message_id=row.reply_to_id, intent=None, reason=reason,
+                             summary=row.text[:200], now=now,
+                             context={"outbound_id": row_id, "last_error": row.last_error})
+        record_event(s, ticket.id, reason, now=now, outbound_id=row_id,
+                     last_error=row.last_error)
+        if self.scripts is not None:
+            tell_support(s, self.scripts, ticket, circle, row, reason=reason, now=now)
+
+    # -- the background loop: sleep until the next due row, or until woken -------------------
+    def wake(self, at: datetime | None = None) -> None:
+        """A row falls due at `at` (default now): the loop recomputes how long to sleep."""
+        with self._wake_lock:
+            if at is None or self._wake_at is None or at < self._wake_at:
+                self._wake_at = at or self.clock()
+        self._woken.set()
+
     def start(self) -> None:
+        self._unsubscribe = wakeups.subscribe(self.wake)
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._woken.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -281,4 +368,24 @@ class Dispatcher:
                 self.dispatch_once()
             except Exception:  # the loop must outlive one bad pass; the trace is logged
                 log.exception("outbox pass failed")
-            self._stop.wait(self.interval)
+            self._sleep()
+
+    def _sleep(self) -> None:
+        """Until the next due row, a wake-up, or at most `interval` (the heartbeat)."""
+        while not self._stop.is_set():
+            self._woken.clear()
+            with self._wake_lock:
+                woken_for, self._wake_at = self._wake_at, None
+            now = self.clock()
+            target = now + timedelta(seconds=self.interval)
+            try:
+                due = self.next_due()
+            except Exception:  # the heartbeat still runs; the trace is logged
+                log.exception("outbox: could not read the next due time")
+                due = None
+            for at in (due, woken_for):
+                if at is not None and at < target:
+                    target = at
+            delay = (target - now).total_seconds()
+            if delay <= 0 or not self._woken.wait(delay):
+                return
