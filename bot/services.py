@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
@@ -15,6 +16,7 @@ from bot.metrics import Metrics
 from bot.nlu.engine import IntentEngine
 from bot.pipeline import Pipeline
 from bot.settings import Settings
+from storage.crypto import Keyring, new_key_spec
 from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.scripts import ScriptLibrary
 from storage.state import MemoryStateStore, RedisStateStore, StateStore
@@ -34,6 +36,7 @@ class Services:
     signer: TokenSigner
     pipeline: Pipeline
     channels: ChannelRuntime
+    keyring: Keyring
 
     def database_ok(self) -> bool:
         try:
@@ -60,16 +63,30 @@ def train_engine(scripts: ScriptLibrary) -> IntentEngine:
     return IntentEngine(scripts.examples(), scripts.root / "dict" / "insurance.txt")
 
 
+def _generated(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A secret generated once into the data dir (kept across restarts, readable by us only)."""
+    path = settings.data_dir / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def secret_key(settings: Settings) -> str:
     """The configured key, or one generated once into the data dir (kept across restarts)."""
     if settings.secret_key:
         return settings.secret_key
-    path = settings.data_dir / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _generated(settings, "secret_key", lambda: secrets.token_urlsafe(48))
+
+
+def build_keyring(settings: Settings) -> Keyring:
+    """Seals personal numbers: CORECIRCLE_DATA_KEY (+ old keys), or keys in the data dir."""
+    current = settings.data_key or _generated(settings, "data_key", new_key_spec)
+    hash_key = settings.data_hash_key or _generated(
+        settings, "data_hash_key", lambda: new_key_spec("h1")
+    )
+    return Keyring.from_specs(current, settings.data_old_keys, hash_key)
 
 
 def build_services(
@@ -95,5 +112,6 @@ def build_services(
     channels = build_channels(settings, sessions=sessions, state=state, scripts=scripts,
                               pipeline=pipeline)
     return Services(
-        settings, db, sessions, state, scripts, nlu, metrics, signer, pipeline, channels
+        settings, db, sessions, state, scripts, nlu, metrics, signer, pipeline, channels,
+        build_keyring(settings),
     )

@@ -32,6 +32,21 @@ class Settings(BaseSettings):
         default=None, description="signs console tokens; generated into the data dir if unset"
     )
     token_minutes: int = Field(default=480, ge=5, description="console token lifetime")
+    # -- personal numbers at rest (storage/crypto.py) -------------------------------------------
+    data_key: str | None = Field(
+        default=None,
+        description="`kid:base64(32 bytes)` sealing phone and ID numbers (AES-GCM); generated "
+        "into the data dir if unset. To rotate: set a new key id here, list the old one in "
+        "data_old_keys, run `corecircle keys reseal`",
+    )
+    data_old_keys: list[str] = Field(
+        default_factory=list, description="retired data keys, still used to read old values"
+    )
+    data_hash_key: str | None = Field(
+        default=None,
+        description="`kid:base64(32 bytes)` for the keyed hashes that match numbers; "
+        "generated into the data dir if unset; keep it stable",
+    )
     bot_member_id: str = "bot"
     bot_name: str = "小助手"
     timezone: str = "Asia/Shanghai"
