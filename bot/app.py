@@ -16,6 +16,7 @@ from bot.nlu.engine import IntentEngine
 from bot.routes import (
     admin,
     auth,
+    book,
     circles,
     followups,
     health,
@@ -45,7 +46,7 @@ def create_app(
         svc = build_services(settings, nlu=nlu_engine)
         if settings.demo:
             with transaction(svc.sessions) as s:
-                seed_demo(s, settings)
+                seed_demo(s, settings, keyring=svc.keyring, scripts=svc.scripts)
         app.state.services = svc
         svc.channels.start()
         scheduler = start_scheduler(svc)
@@ -63,7 +64,8 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, rasa_actions):
+                   summaries, rasa_actions, book):
         app.include_router(module.router)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
+                       overrides={"/api/v1/admin/import": settings.import_max_bytes})
     return app

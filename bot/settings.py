@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     bot_name: str = "小助手"
     timezone: str = "Asia/Shanghai"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="request body cap")
+    import_max_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, description="body cap of POST /api/v1/admin/import"
+    )
     max_text_chars: int = Field(default=4000, ge=1, description="longest message text accepted")
     webhook_secret: str | None = Field(
         default=None, description="if set, /api/v1/messages needs an HMAC-SHA256 signature"

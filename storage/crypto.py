@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 _PREFIX = "v1"
 _KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
@@ -126,3 +128,20 @@ class Keyring:
     def protect(self, value: str) -> Sealed:
         digits = normalise_number(value)
         return Sealed(self.seal(digits), self.hash(digits), mask_number(digits))
+
+
+def reseal_all(session: Session, keyring: Keyring, *, batch: int = 1000) -> int:
+    """Rotation, step two: every sealed number re-sealed under the current key; returns how
+    many changed. Afterwards the old key can leave CORECIRCLE_DATA_OLD_KEYS."""
+    from storage.models import Customer, Member  # noqa: PLC0415 - models import nothing here
+
+    changed = 0
+    for model, columns in ((Customer, ("phone_sealed", "id_number_sealed")),
+                           (Member, ("phone_sealed",))):
+        for col in columns:
+            attr = getattr(model, col)
+            stale = attr.is_not(None) & ~attr.startswith(f"{_PREFIX}:{keyring.current}:")
+            while rows := session.execute(select(model.id, attr).where(stale).limit(batch)).all():
+                session.execute(update(model), [{"id": i, col: keyring.reseal(t)} for i, t in rows])
+                changed += len(rows)
+    return changed
