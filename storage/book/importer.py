@@ -7,6 +7,8 @@ Memory grows with the number of keys, not with the size of a row or a file.
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -152,8 +154,13 @@ def rows_of(src: Source, report: ImportReport | None = None) -> Iterator[tuple[i
             yield line, Cells(src.name, line, row)
 
 
-def validate(s: Session, sources: Sequence[Source], report: ImportReport) -> dict[str, Source]:
-    """Every row of every file checked; returns the files by kind, in the order they load."""
+def validate(s: Session, sources: Sequence[Source], report: ImportReport,
+             spool: Path | None = None) -> dict[str, Source]:
+    """Every row of every file checked; returns the files by kind, in the order they load.
+
+    With `spool` (a folder), the checked records are written there (<kind>.pickle, one record
+    after another) so the write pass streams them instead of parsing every file again.
+    """
     by_kind: dict[str, Source] = {}
     for src in sources:
         kind = kind_of(src.name)
@@ -175,7 +182,8 @@ def validate(s: Session, sources: Sequence[Source], report: ImportReport) -> dic
         _collect_keys(ordered, known, report)
         # ... then every row against them.
         for (kind, src), file_report in zip(pending, report.files, strict=True):
-            _check_file(kind, src, known, report, file_report)
+            _check_file(kind, src, known, report, file_report,
+                        spool=spool / f"{kind}.pickle" if spool else None)
     except UnreadableFile as exc:
         report.add(Problem(getattr(exc, "file", ""), 0, "", str(exc)))
     return ordered
@@ -211,9 +219,10 @@ def _rows_named(src: Source) -> Iterator[tuple[int, Cells]]:
 
 
 def _check_file(kind: str, src: Source, known: Known, report: ImportReport,
-                file_report: FileReport) -> None:
+                file_report: FileReport, *, spool: Path | None) -> None:
     seen: dict[str, int] = {}
     check = _CHECKS[kind]
+    out = spool.open("wb") if spool else None
     try:
         for line, c in rows_of(src, report):
             file_report.rows += 1
@@ -228,8 +237,23 @@ def _check_file(kind: str, src: Source, known: Known, report: ImportReport,
             check(c, record, known)
             for p in c.problems:
                 report.add(p)
+            if out is not None and report.ok:
+                pickle.dump(record, out, protocol=pickle.HIGHEST_PROTOCOL)
     except UnreadableFile as exc:
         report.add(Problem(src.name, 0, "", str(exc)))
+    finally:
+        if out is not None:
+            out.close()
+
+
+def _spooled(path: Path) -> Iterator[dict[str, Any]]:
+    """Records written by this import's own validation pass (never anything from outside)."""
+    with path.open("rb") as f:
+        while True:
+            try:
+                yield pickle.load(f)  # noqa: S301 - our own file, written a moment ago
+            except EOFError:
+                return
 
 
 def _check_staff(c: Cells, r: dict[str, Any], known: Known) -> None:
@@ -314,11 +338,13 @@ def import_book(
     if not sources:
         report.add(Problem("", 0, "", "no files given"))
         return report
-    ordered = validate(s, sources, report)
-    if not report.ok or dry_run:
-        return report
-    writer = Writer(s, keyring=keyring, naming=naming, now=now, tz=ZoneInfo(timezone))
-    for (kind, src), file_report in zip(ordered.items(), report.files, strict=True):
-        writer.write(kind, (parse.PARSERS[kind](c) for _, c in rows_of(src)), file_report)
-    writer.finish()
+    with tempfile.TemporaryDirectory(prefix="corecircle-import-") as tmp:
+        spool = Path(tmp)
+        ordered = validate(s, sources, report, spool)
+        if not report.ok or dry_run:
+            return report
+        writer = Writer(s, keyring=keyring, naming=naming, now=now, tz=ZoneInfo(timezone))
+        for kind, file_report in zip(ordered, report.files, strict=True):
+            writer.write(kind, _spooled(spool / f"{kind}.pickle"), file_report)
+        writer.finish()
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ def read_rows(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, dict[str, st
         yield from _xlsx_rows(stream)
         return
     encoding = detect_encoding(stream)
-    text = codecs.getreader(encoding)(stream, errors="strict")
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="")
     reader = csv.reader(text)
     try:
         header = _header(next(reader, []))
@@ -71,6 +72,8 @@ def read_rows(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, dict[str, st
             start = reader.line_num + 1
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UnreadableFile(f"cannot read as CSV ({encoding}): {exc}") from exc
+    finally:
+        text.detach()  # the caller closes the stream
 
 
 def _cell(value: Any) -> str:

@@ -144,11 +144,9 @@ class Writer:
             new, changed = self._split(batch, "customer_no", existing, report)
             ids: dict[str, int] = {}
             if new:
-                result = self.s.execute(
-                    insert(Customer).returning(Customer.id, Customer.customer_no),
-                    [{**self._customer_values(r, d), "created_at": self.now} for r, d in new],
-                )
-                ids = {no: i for i, no in result}
+                self.s.execute(insert(Customer.__table__), [
+                    {**self._customer_values(r, d), "created_at": self.now} for r, d in new])
+                ids = self._customer_ids({r["customer_no"] for r, _ in new})
             if changed:
                 self.s.execute(update(Customer), [
                     {"id": i, **self._customer_values(r, d)} for r, i, d in changed])
@@ -174,8 +172,8 @@ class Writer:
                    "customer_id": ids[r["customer_no"]]} for r in rows]
         fresh = [v for v in values if v["id"] not in have]
         if fresh:
-            self.s.execute(insert(Member), [{**v, "is_bot": False, "created_at": self.now}
-                                            for v in fresh])
+            self.s.execute(insert(Member.__table__), [
+                {**v, "is_bot": False, "created_at": self.now} for v in fresh])
         old = [v for v in values if v["id"] in have]
         if old:
             self.s.execute(update(Member), old)
@@ -205,7 +203,7 @@ class Writer:
             new, changed = self._split(batch, "member_id", existing, report)
             cids = self._customer_ids({r["customer_no"] for r in batch})
             if new:
-                self.s.execute(insert(Member), [
+                self.s.execute(insert(Member.__table__), [
                     {**self._family_values(r, d, cids), "is_bot": False, "created_at": self.now}
                     for r, d in new])
             if changed:
@@ -232,6 +230,7 @@ class Writer:
         current = {c.member_id: c for c in self.s.scalars(select(Consent).where(
             Consent.member_id.in_([r["member_id"] for r in rows]),
             Consent.recorded_by == IMPORT_ACTOR, Consent.revoked_at.is_(None)))}
+        granted: list[Consent] = []
         for r in rows:
             scopes = ",".join(r["authorized_scopes"])
             old = current.get(r["member_id"])
@@ -247,8 +246,10 @@ class Writer:
                                 until=r["authorized_until"], source="paper",
                                 granted_at=self.now, recorded_by=IMPORT_ACTOR)
                 self.s.add(grant)
-                self.s.flush()
-                self._audit("consent_granted", grant)
+                granted.append(grant)
+        self.s.flush()  # the grants get their ids, which their audit events name
+        for grant in granted:
+            self._audit("consent_granted", grant)
 
     def _audit(self, kind: str, c: Consent) -> None:
         self.s.add(AuditEvent(
@@ -275,10 +276,8 @@ class Writer:
                     Member.id.in_([r["insured"] for r in batch
                                    if r["insured"] not in customers]))).all())
             if new:
-                result = self.s.execute(
-                    insert(Policy).returning(Policy.id, Policy.policy_no),
-                    [self._policy_values(r, d, customers, family) for r, d in new])
-                existing.update({no: (i, "") for i, no in result})
+                self.s.execute(insert(Policy.__table__), [
+                    self._policy_values(r, d, customers, family) for r, d in new])
             if changed:
                 self.s.execute(update(Policy), [
                     {"id": i, **self._policy_values(r, d, customers, family)}
@@ -315,7 +314,7 @@ class Writer:
             policies = dict(self.s.execute(select(Policy.policy_no, Policy.id).where(
                 Policy.policy_no.in_({r["policy_no"] for r in batch}))).all())
             if new:
-                self.s.execute(insert(Claim), [self._claim_values(r, d, policies)
+                self.s.execute(insert(Claim.__table__), [self._claim_values(r, d, policies)
                                                for r, d in new])
             if changed:
                 self.s.execute(update(Claim), [{"id": i, **self._claim_values(r, d, policies)}
@@ -357,10 +356,11 @@ class Writer:
             new, changed = self._split(full, "chat_id", existing, report)
             ids: dict[str, int] = {}
             if new:
-                result = self.s.execute(insert(Circle).returning(Circle.id, Circle.chat_id), [
+                self.s.execute(insert(Circle.__table__), [
                     {**self._circle_values(r, d, customers), "kind": CircleKind.CORE,
                      "status": CircleStatus.ACTIVE, "created_at": self.now} for r, d in new])
-                ids = {chat: i for i, chat in result}
+                ids = dict(self.s.execute(select(Circle.chat_id, Circle.id).where(
+                    Circle.chat_id.in_([r["chat_id"] for r, _ in new]))).all())
             if changed:
                 self.s.execute(update(Circle), [{"id": i, **self._circle_values(r, d, customers)}
                                                 for r, i, d in changed])
@@ -397,7 +397,7 @@ class Writer:
             add += [{"circle_id": circle_id, "member_id": m, "role": role, "authorized": False,
                      "joined_at": self.now} for m, role in want.items() if m not in have]
         if add:
-            self.s.execute(insert(CircleMember), add)
+            self.s.execute(insert(CircleMember.__table__), add)
 
 
 def ensure_bot(s: Session, naming: Naming, now: datetime) -> str:
