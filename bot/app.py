@@ -18,6 +18,7 @@ from bot.routes import (
     auth,
     book,
     circles,
+    customers,
     followups,
     health,
     messages,
@@ -64,7 +65,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, rasa_actions, book):
+                   summaries, rasa_actions, book, customers):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
                        overrides={"/api/v1/admin/import": settings.import_max_bytes})
