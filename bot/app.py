@@ -20,6 +20,7 @@ from bot.routes import (
     circles,
     customers,
     followups,
+    group_events,
     health,
     messages,
     nlu,
@@ -65,7 +66,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, rasa_actions, book, customers):
+                   summaries, rasa_actions, book, customers, group_events):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
                        overrides={"/api/v1/admin/import": settings.import_max_bytes})

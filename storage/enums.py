@@ -24,6 +24,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     SPECIALIST = "specialist"
     BOT = "bot"
+    GUEST = "guest"  # joined the group but is not in the customer's family: no policy data
 
 
 class UserRole(StrEnum):
