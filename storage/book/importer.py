@@ -164,7 +164,9 @@ def validate(s: Session, sources: Sequence[Source], report: ImportReport,
     by_kind: dict[str, Source] = {}
     for src in sources:
         kind = kind_of(src.name)
-        if kind is None:
+        if not src.path.is_file():
+            report.add(Problem(src.name, 0, "", f"no such file: {src.path}"))
+        elif kind is None:
             report.add(Problem(src.name, 0, "", "not a book file: name it one of "
                                + ", ".join(f"{k}.csv" for k in KINDS) + " (or .xlsx)"))
         elif kind in by_kind:
