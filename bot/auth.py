@@ -36,7 +36,7 @@ def authenticate(session: Session, username: str, password: str) -> Principal:
     user = session.scalar(select(User).where(User.username == username, User.active))
     stored = user.password_hash if user is not None else None
     ok = _hasher.verify(password, stored or _DUMMY_HASH)
-    if stored is None or not ok:  # imported staff have no password until one is set
+    if user is None or stored is None or not ok:  # imported staff: no password until set
         raise Unauthorized("wrong username or password", code="LOGIN_FAILED")
     return Principal(user.username, user.role, user.member_id)
 

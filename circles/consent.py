@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from storage.enums import ConsentScope, ConsentSource
@@ -34,7 +34,7 @@ def parse_scopes(text: str) -> list[ConsentScope]:
     return scopes
 
 
-def _active(today: date) -> list[object]:
+def _active(today: date) -> list[ColumnElement[bool]]:
     return [Consent.revoked_at.is_(None), or_(Consent.until.is_(None), Consent.until >= today)]
 
 

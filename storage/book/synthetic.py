@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import IO, Any
 
 from storage.book.parse import REQUIRED
 
@@ -55,7 +56,10 @@ def _phone(rng: random.Random) -> str:
 
 class _Out:
     def __init__(self, folder: Path) -> None:
-        self.folder, self.files, self.writers, self.counts = folder, {}, {}, {}
+        self.folder = folder
+        self.files: dict[str, IO[str]] = {}
+        self.writers: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
 
     def row(self, kind: str, values: list[object]) -> None:
         if kind not in self.writers:

@@ -10,10 +10,10 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.book.importer import FileReport, Naming
@@ -21,6 +21,7 @@ from storage.crypto import Keyring
 from storage.enums import CircleKind, CircleStatus, Role, UserRole
 from storage.models import (
     AuditEvent,
+    Base,
     Circle,
     CircleMember,
     Claim,
@@ -35,6 +36,10 @@ from storage.models import (
 CHUNK = 1000
 IMPORT_ACTOR = "import"  # recorded_by on consents the importer manages
 T = TypeVar("T")
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
@@ -69,7 +74,7 @@ class Writer:
         return {f"{prefix}_sealed": p.sealed, f"{prefix}_hash": p.hash,
                 f"{prefix}_masked": p.masked}
 
-    def _split(self, batch: list[dict[str, Any]], key: str, existing: dict[str, tuple[Any, str]],
+    def _split(self, batch: list[dict[str, Any]], key: str, existing: dict[Any, tuple[Any, Any]],
                report: FileReport) -> tuple[list[tuple[dict[str, Any], str]],
                                             list[tuple[dict[str, Any], Any, str]]]:
         """(new rows, changed rows with their ids); counts the report."""
@@ -144,7 +149,7 @@ class Writer:
             new, changed = self._split(batch, "customer_no", existing, report)
             ids: dict[str, int] = {}
             if new:
-                self.s.execute(insert(Customer.__table__), [
+                self.s.execute(insert(_table(Customer)), [
                     {**self._customer_values(r, d), "created_at": self.now} for r, d in new])
                 ids = self._customer_ids({r["customer_no"] for r, _ in new})
             if changed:
@@ -172,7 +177,7 @@ class Writer:
                    "customer_id": ids[r["customer_no"]]} for r in rows]
         fresh = [v for v in values if v["id"] not in have]
         if fresh:
-            self.s.execute(insert(Member.__table__), [
+            self.s.execute(insert(_table(Member)), [
                 {**v, "is_bot": False, "created_at": self.now} for v in fresh])
         old = [v for v in values if v["id"] in have]
         if old:
@@ -203,7 +208,7 @@ class Writer:
             new, changed = self._split(batch, "member_id", existing, report)
             cids = self._customer_ids({r["customer_no"] for r in batch})
             if new:
-                self.s.execute(insert(Member.__table__), [
+                self.s.execute(insert(_table(Member)), [
                     {**self._family_values(r, d, cids), "is_bot": False, "created_at": self.now}
                     for r, d in new])
             if changed:
@@ -220,7 +225,7 @@ class Writer:
                 "gender": r["gender"], "birth_date": r["birth_date"],
                 **self._seal("phone", r["phone"]), "import_digest": digest}
 
-    def _customer_ids(self, numbers: set[str]) -> dict[str, int]:
+    def _customer_ids(self, numbers: set[str]) -> dict[Any, int]:
         return dict(self.s.execute(
             select(Customer.customer_no, Customer.id).where(Customer.customer_no.in_(numbers))
         ).all())
@@ -276,7 +281,7 @@ class Writer:
                     Member.id.in_([r["insured"] for r in batch
                                    if r["insured"] not in customers]))).all())
             if new:
-                self.s.execute(insert(Policy.__table__), [
+                self.s.execute(insert(_table(Policy)), [
                     self._policy_values(r, d, customers, family) for r, d in new])
             if changed:
                 self.s.execute(update(Policy), [
@@ -284,7 +289,7 @@ class Writer:
                     for r, i, d in changed])
 
     def _policy_values(self, r: dict[str, Any], digest: str,
-                       customers: dict[str, tuple[int, str]], family: dict[str, str]
+                       customers: dict[Any, tuple[int, str]], family: dict[str, str]
                        ) -> dict[str, Any]:
         insured = customers.get(r["insured"])
         return {
@@ -314,7 +319,7 @@ class Writer:
             policies = dict(self.s.execute(select(Policy.policy_no, Policy.id).where(
                 Policy.policy_no.in_({r["policy_no"] for r in batch}))).all())
             if new:
-                self.s.execute(insert(Claim.__table__), [self._claim_values(r, d, policies)
+                self.s.execute(insert(_table(Claim)), [self._claim_values(r, d, policies)
                                                for r, d in new])
             if changed:
                 self.s.execute(update(Claim), [{"id": i, **self._claim_values(r, d, policies)}
@@ -349,14 +354,15 @@ class Writer:
             family: dict[int, list[str]] = {}
             for mid, fam in self.s.execute(select(Member.id, Member.family_of_id).where(
                     Member.family_of_id.in_(cids)).order_by(Member.id)):
-                family.setdefault(fam, []).append(mid)
+                if fam is not None:
+                    family.setdefault(fam, []).append(mid)
             # Who belongs is part of the row: a new family member changes the circle.
             full = [{**r, "_holder": holders.get(customers[r["customer_no"]][0]),
                      "_family": family.get(customers[r["customer_no"]][0], [])} for r in batch]
             new, changed = self._split(full, "chat_id", existing, report)
             ids: dict[str, int] = {}
             if new:
-                self.s.execute(insert(Circle.__table__), [
+                self.s.execute(insert(_table(Circle)), [
                     {**self._circle_values(r, d, customers), "kind": CircleKind.CORE,
                      "status": CircleStatus.ACTIVE, "created_at": self.now} for r, d in new])
                 ids = dict(self.s.execute(select(Circle.chat_id, Circle.id).where(
@@ -370,7 +376,7 @@ class Writer:
                 self._seats(touched, ids, bot)
 
     def _circle_values(self, r: dict[str, Any], digest: str,
-                       customers: dict[str, tuple[int, str]]) -> dict[str, Any]:
+                       customers: dict[Any, tuple[int, str]]) -> dict[str, Any]:
         cid, cname = customers[r["customer_no"]]
         name = r["name"] or self.naming.core_circle.format(name=cname)
         return {"chat_id": r["chat_id"], "name": name[:128], "customer_id": cid,
@@ -397,7 +403,7 @@ class Writer:
             add += [{"circle_id": circle_id, "member_id": m, "role": role, "authorized": False,
                      "joined_at": self.now} for m, role in want.items() if m not in have]
         if add:
-            self.s.execute(insert(CircleMember.__table__), add)
+            self.s.execute(insert(_table(CircleMember)), add)
 
 
 def ensure_bot(s: Session, naming: Naming, now: datetime) -> str:
