@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import Settings
 from storage.book.importer import ImportReport, Naming, import_book, sources_from
 from storage.crypto import Keyring
+from storage.errors import Conflict
 from storage.scripts import ScriptLibrary
 
 
@@ -53,10 +55,17 @@ def run_import(
     """Validate everything, then write everything in one transaction, or nothing at all."""
     with sessions() as s:
         s.begin()
-        report = import_into(s, paths, keyring=keyring, scripts=scripts, settings=settings,
-                             dry_run=dry_run)
-        if report.ok and not dry_run:
-            s.commit()
-        else:
+        try:
+            report = import_into(s, paths, keyring=keyring, scripts=scripts, settings=settings,
+                                 dry_run=dry_run)
+            if report.ok and not dry_run:
+                s.commit()
+            else:
+                s.rollback()
+        except IntegrityError as exc:
             s.rollback()
+            # Checked against what was there when validation ran: someone wrote meanwhile
+            raise Conflict("another import or change wrote the same rows at the same time; "
+                           "nothing was written, run the import again",
+                           code="IMPORT_CONFLICT") from exc
     return report

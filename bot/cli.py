@@ -121,12 +121,16 @@ def _database() -> tuple[Settings, sessionmaker[Session]]:
 def cmd_import(args: argparse.Namespace) -> None:
     from bot.book import run_import  # noqa: PLC0415
     from bot.services import build_keyring  # noqa: PLC0415
+    from storage.errors import AppError  # noqa: PLC0415
 
     settings, sessions = _database()
-    report = run_import(
-        sessions, [Path(p) for p in args.paths], keyring=build_keyring(settings),
-        scripts=ScriptLibrary(), settings=settings, dry_run=args.dry_run,
-    )
+    try:
+        report = run_import(
+            sessions, [Path(p) for p in args.paths], keyring=build_keyring(settings),
+            scripts=ScriptLibrary(), settings=settings, dry_run=args.dry_run,
+        )
+    except AppError as exc:
+        raise SystemExit(f"{exc.code}: {exc.message}") from exc
     if args.json:
         _emit(report.as_dict())
     else:
