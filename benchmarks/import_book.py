@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.pipeline import machine
 from bot.book import run_import
-from bot.services import build_keyring
+from bot.keys import build_keyring
 from bot.settings import Settings
 from storage.book.synthetic import write_book
 from storage.db import make_engine, make_sessionmaker, upgrade

@@ -120,7 +120,7 @@ def _database() -> tuple[Settings, sessionmaker[Session]]:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from bot.book import run_import  # noqa: PLC0415
-    from bot.services import build_keyring  # noqa: PLC0415
+    from bot.keys import build_keyring  # noqa: PLC0415
     from storage.errors import AppError  # noqa: PLC0415
 
     settings, sessions = _database()
@@ -205,7 +205,7 @@ def cmd_demo_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_keys_reseal(args: argparse.Namespace) -> None:
-    from bot.services import build_keyring  # noqa: PLC0415
+    from bot.keys import build_keyring  # noqa: PLC0415
     from storage.crypto import reseal_all  # noqa: PLC0415
     from storage.db import transaction  # noqa: PLC0415
 

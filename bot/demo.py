@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.auth import hash_password
 from bot.book import import_into
-from bot.services import build_keyring
+from bot.keys import build_keyring
 from bot.settings import Settings
 from storage import book as book_package
 from storage.crypto import Keyring

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
@@ -12,11 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.auth import TokenSigner
 from bot.channels.runtime import ChannelRuntime, build_channels
+from bot.keys import build_keyring, generated
 from bot.metrics import Metrics
 from bot.nlu.engine import IntentEngine
 from bot.pipeline import Pipeline
 from bot.settings import Settings
-from storage.crypto import Keyring, new_key_spec
+from storage.crypto import Keyring
 from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.scripts import ScriptLibrary
 from storage.state import MemoryStateStore, RedisStateStore, StateStore
@@ -63,30 +63,11 @@ def train_engine(scripts: ScriptLibrary) -> IntentEngine:
     return IntentEngine(scripts.examples(), scripts.root / "dict" / "insurance.txt")
 
 
-def _generated(settings: Settings, name: str, make: Callable[[], str]) -> str:
-    """A secret generated once into the data dir (kept across restarts, readable by us only)."""
-    path = settings.data_dir / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
 def secret_key(settings: Settings) -> str:
     """The configured key, or one generated once into the data dir (kept across restarts)."""
     if settings.secret_key:
         return settings.secret_key
-    return _generated(settings, "secret_key", lambda: secrets.token_urlsafe(48))
-
-
-def build_keyring(settings: Settings) -> Keyring:
-    """Seals personal numbers: CORECIRCLE_DATA_KEY (+ old keys), or keys in the data dir."""
-    current = settings.data_key or _generated(settings, "data_key", new_key_spec)
-    hash_key = settings.data_hash_key or _generated(
-        settings, "data_hash_key", lambda: new_key_spec("h1")
-    )
-    return Keyring.from_specs(current, settings.data_old_keys, hash_key)
+    return generated(settings, "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 def build_services(

@@ -244,3 +244,27 @@ def list_reveals(session: Session, *, role: UserRole, member_id: str | None,
     return [{"at": _at(e.created_at), "agent": e.actor_id, "customer_no": e.subject, **e.data}
             for e in rows]
 
+
+
+def reveal_form_answer(
+    session: Session, *, ticket: Ticket, slot: str, reason: str, actor: str, role: UserRole,
+    keyring: Keyring, now: datetime,
+) -> dict[str, Any]:
+    """A number the customer gave in a form (a new phone, a new card), in full, for the agent
+    who carries out the change: the circle's agent or the ticket's assignee; audited."""
+    circle = session.get(Circle, ticket.circle_id)
+    if role != UserRole.AGENT or actor not in (ticket.assignee_id,
+                                               circle.agent_id if circle else None):
+        raise Forbidden("only the circle's agent or the ticket's assignee may reveal it",
+                        code="REVEAL_FORBIDDEN")
+    if len(reason.strip()) < 2:
+        raise BadRequest("say why you need the number (reason)", code="REVEAL_REASON")
+    sealed = (ticket.context or {}).get("sealed") or {}
+    token = sealed.get(slot) if isinstance(sealed, dict) else None
+    if not isinstance(token, str):
+        raise NotFound(f"no sealed answer {slot!r} on ticket {ticket.id}", code="REVEAL_EMPTY")
+    session.add(AuditEvent(kind=REVEAL_KIND, actor_id=actor, circle_id=ticket.circle_id,
+                           subject=f"ticket:{ticket.id}",
+                           data={"field": slot, "member_id": ticket.member_id,
+                                 "reason": reason.strip()[:200]}, created_at=now))
+    return {"ticket_id": ticket.id, "field": slot, "value": keyring.open(token)}

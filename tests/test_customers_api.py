@@ -85,3 +85,30 @@ def test_a_reveal_is_for_the_agent_and_is_audited(client: TestClient) -> None:
     assert [(x["agent"], x["field"], x["reason"]) for x in reveals] == [
         ("demo-agent", "phone", "回电"), ("demo-agent", "phone", "客户要求回电")]
     assert client.get("/api/v1/reveals", headers=agent).status_code == 403
+
+
+def test_a_new_phone_from_a_form_can_be_revealed_from_its_ticket(client: TestClient) -> None:
+    chat = Chat(client)
+    chat.say("demo-customer", "我换手机号了", at_bot=True)
+    asked = chat.say("demo-customer", "13911112222")
+    assert all("13911112222" not in r["text"] for r in asked["replies"])
+    done = chat.say("demo-customer", "上海市浦东新区张江路88号")
+    ticket_id = done["ticket_id"]
+    assert ticket_id is not None
+    agent = login(client, "demo-agent")
+    shown = client.get(f"/api/v1/tickets/{ticket_id}", headers=agent)
+    assert shown.status_code == 200
+    assert "13911112222" not in shown.text  # masked (and sealed) everywhere
+    r = client.post(f"/api/v1/tickets/{ticket_id}/reveal", headers=agent,
+                    json={"slot": "new_phone", "reason": "去核心系统改手机号"})
+    assert r.status_code == 200, r.text
+    assert r.json()["value"] == "13911112222"
+    nothing = client.post(f"/api/v1/tickets/{ticket_id}/reveal", headers=agent,
+                          json={"slot": "new_address", "reason": "看看"})
+    assert nothing.status_code == 404
+    supervisor = login(client, "demo-supervisor")
+    assert client.post(f"/api/v1/tickets/{ticket_id}/reveal", headers=supervisor,
+                       json={"slot": "new_phone", "reason": "看看"}).status_code == 403
+    reveals = client.get("/api/v1/reveals", headers=supervisor).json()
+    assert reveals[0]["customer_no"] == f"ticket:{ticket_id}"
+    assert reveals[0]["field"] == "new_phone"

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from bot.http import ServicesDep, StaffDep
 from circles import customers
 from storage.db import transaction
+from storage.errors import NotFound
+from storage.models import Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 
@@ -62,3 +64,23 @@ def list_reveals(svc: ServicesDep, who: StaffDep) -> list[dict[str, Any]]:
     """Supervisors see their team's reveals, admins everyone's."""
     with svc.sessions() as s:
         return customers.list_reveals(s, role=who.role, member_id=who.member_id)
+
+
+class FormRevealIn(BaseModel):
+    slot: str = Field(max_length=64, description="the form's slot, e.g. new_phone")
+    reason: str = Field(max_length=200)
+
+
+@router.post("/tickets/{ticket_id}/reveal")
+def reveal_form_answer(ticket_id: int, body: FormRevealIn, svc: ServicesDep, who: StaffDep
+                       ) -> dict[str, Any]:
+    """The number a customer gave in a form, in full, to carry out the change; audited."""
+    with transaction(svc.sessions) as s:
+        ticket = s.get(Ticket, ticket_id)
+        if ticket is None:
+            raise NotFound(f"no ticket {ticket_id}", code="TICKET_UNKNOWN")
+        return customers.reveal_form_answer(
+            s, ticket=ticket, slot=body.slot, reason=body.reason,
+            actor=who.member_id or who.username, role=who.role, keyring=svc.keyring,
+            now=datetime.now(UTC),
+        )
