@@ -19,12 +19,15 @@ from bot.nlu.engine import IntentEngine
 from bot.routes import (
     admin,
     auth,
+    book,
     chat,
     circles,
     console,
+    customers,
     dashboard,
     docs,
     followups,
+    group_events,
     health,
     messages,
     nlu,
@@ -67,7 +70,7 @@ def create_app(
             settings.resolved_database_url())
         if settings.demo:
             with startup_lock(svc.db), transaction(svc.sessions) as s:
-                seed_demo(s, settings)
+                seed_demo(s, settings, keyring=svc.keyring, scripts=svc.scripts)
         app.state.services = svc
         svc.channels.start()
         scheduler = start_scheduler(svc)
@@ -87,9 +90,11 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
-                   summaries, reports, rasa_actions, console, dashboard, chat, docs):
+                   summaries, reports, rasa_actions, console, dashboard, chat, docs, book,
+                   customers, group_events):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
+                       overrides={"/api/v1/admin/import": settings.import_max_bytes})
     return app

@@ -36,8 +36,9 @@ class Principal:
 
 def authenticate(session: Session, username: str, password: str) -> Principal:
     user = session.scalar(select(User).where(User.username == username, User.active))
-    ok = _hasher.verify(password, user.password_hash if user else _DUMMY_HASH)
-    if user is None or not ok:
+    stored = user.password_hash if user is not None else None
+    ok = _hasher.verify(password, stored or _DUMMY_HASH)
+    if user is None or stored is None or not ok:  # imported staff: no password until set
         raise Unauthorized("wrong username or password", code="LOGIN_FAILED")
     return Principal(user.username, user.role, user.member_id)
 

@@ -1,19 +1,27 @@
 """The `corecircle` command: serve, scheduler, nlu parse, pii mask, scripts lint/export, db
-upgrade."""
+upgrade, import, users, demo generate, keys reseal."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from storage.pii import mask
 from storage.scripts import ScriptError, ScriptLibrary
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bot.settings import Settings
 
 
 def _jsonl(stream: Any) -> Iterator[dict[str, Any]]:
@@ -145,6 +153,113 @@ def cmd_db_upgrade(_: argparse.Namespace) -> None:
     print("database schema is current")
 
 
+def _database() -> tuple[Settings, sessionmaker[Session]]:
+    from bot.settings import Settings  # noqa: PLC0415
+    from storage.db import make_engine, make_sessionmaker, upgrade  # noqa: PLC0415
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    upgrade(engine)
+    return settings, make_sessionmaker(engine)
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from bot.book import run_import  # noqa: PLC0415
+    from bot.keys import build_keyring  # noqa: PLC0415
+    from storage.errors import AppError  # noqa: PLC0415
+
+    settings, sessions = _database()
+    try:
+        report = run_import(
+            sessions, [Path(p) for p in args.paths], keyring=build_keyring(settings),
+            scripts=ScriptLibrary(), settings=settings, dry_run=args.dry_run,
+        )
+    except AppError as exc:
+        raise SystemExit(f"{exc.code}: {exc.message}") from exc
+    if args.json:
+        _emit(report.as_dict())
+    else:
+        for f in report.files:
+            print(f"{f.file}: {f.rows} rows, {f.created} created, {f.updated} updated, "
+                  f"{f.unchanged} unchanged" if report.ok else f"{f.file}: {f.rows} rows")
+        for p in report.problems:
+            print(p, file=sys.stderr)
+        more = report.problem_count - len(report.problems)
+        if more:
+            print(f"... and {more} more problem(s)", file=sys.stderr)
+        if report.ok:
+            print("dry run: nothing written" if args.dry_run else "imported")
+    if not report.ok:
+        raise SystemExit(f"{report.problem_count} problem(s): nothing written")
+
+
+def _read_password(from_stdin: bool, *, required: bool) -> str | None:
+    """Never from an argument (it would sit in the shell history and the process list)."""
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise SystemExit("no password on stdin")
+        return line
+    if not sys.stdin.isatty():
+        if required:
+            raise SystemExit("no terminal to ask for the password: use --password-stdin")
+        return None
+    first = getpass.getpass("password (empty: none yet): " if not required else "password: ")
+    if not first and not required:
+        return None
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("the passwords differ")
+    return first
+
+
+def _account_command(args: argparse.Namespace) -> None:
+    from bot import accounts  # noqa: PLC0415
+    from bot.book import naming  # noqa: PLC0415
+    from storage.db import transaction  # noqa: PLC0415
+    from storage.enums import UserRole  # noqa: PLC0415
+    from storage.errors import AppError  # noqa: PLC0415
+
+    settings, sessions = _database()
+    try:
+        with transaction(sessions) as s:
+            if args.sub == "add":
+                password = _read_password(args.password_stdin, required=False)
+                account = accounts.add_user(
+                    session=s, username=args.username, role=UserRole(args.role), name=args.name,
+                    password=password, naming=naming(ScriptLibrary(), settings),
+                    now=datetime.now(UTC),
+                )
+            elif args.sub == "set-password":
+                password = _read_password(args.password_stdin, required=True)
+                assert password is not None
+                account = accounts.set_password(session=s, username=args.username,
+                                                password=password)
+            else:
+                account = accounts.deactivate(session=s, username=args.username)
+    except AppError as exc:
+        raise SystemExit(f"{exc.code}: {exc.message}") from exc
+    _emit(asdict(account))
+
+
+def cmd_demo_generate(args: argparse.Namespace) -> None:
+    from storage.book.synthetic import write_book  # noqa: PLC0415
+
+    counts = write_book(Path(args.out), customers=args.customers, seed=args.seed,
+                        agents=args.agents)
+    _emit(counts)
+
+
+def cmd_keys_reseal(args: argparse.Namespace) -> None:
+    from bot.keys import build_keyring  # noqa: PLC0415
+    from storage.crypto import reseal_all  # noqa: PLC0415
+    from storage.db import transaction  # noqa: PLC0415
+
+    settings, sessions = _database()
+    with transaction(sessions) as s:
+        _emit({"resealed": reseal_all(s, build_keyring(settings))})
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corecircle", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -185,7 +300,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the database").add_subparsers(dest="sub", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    _add_book_commands(sub)
     return p
+
+
+def _add_book_commands(sub: Any) -> None:
+    """import, users, demo generate, keys reseal: the book of business and its people."""
+    imp = sub.add_parser("import", help="import the book of business (see README)")
+    imp.add_argument("paths", nargs="+", help="staff.csv, customers.csv, ... or a directory")
+    imp.add_argument("--dry-run", action="store_true", help="check only; write nothing")
+    imp.add_argument("--json", action="store_true", help="the report as one JSON object")
+    imp.set_defaults(func=cmd_import)
+
+    users = sub.add_parser("users", help="console logins").add_subparsers(dest="sub",
+                                                                         required=True)
+    add = users.add_parser("add", help="add a login (password from a prompt or stdin)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    add.add_argument("--name")
+    add.add_argument("--password-stdin", action="store_true")
+    add.set_defaults(func=_account_command)
+    setpw = users.add_parser("set-password", help="set a login's password")
+    setpw.add_argument("username")
+    setpw.add_argument("--password-stdin", action="store_true")
+    setpw.set_defaults(func=_account_command)
+    deact = users.add_parser("deactivate", help="stop a login")
+    deact.add_argument("username")
+    deact.set_defaults(func=_account_command)
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="sub", required=True)
+    gen = demo.add_parser("generate", help="write a synthetic book of business")
+    gen.add_argument("--customers", type=int, required=True)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--agents", type=int, default=None, help="default: one per 400 customers")
+    gen.add_argument("--seed", type=int, default=1)
+    gen.set_defaults(func=cmd_demo_generate)
+
+    keys = sub.add_parser("keys", help="data keys").add_subparsers(dest="sub", required=True)
+    keys.add_parser("reseal", help="re-seal every personal number under the current data key"
+                    ).set_defaults(func=cmd_keys_reseal)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,107 +1,82 @@
-"""Demo data (docs/architecture.md): the 王建国 family circle, seeded idempotently."""
+"""Demo data (README, "Quick start"): the 王建国 family, loaded through the book importer.
+
+The files in storage/book/demo/ are the demo book; dates in them are written relative to today
+(`{today+22}`, `{today-3}`, `{month_start}`) and filled in before each import, so the premium
+is always due in 22 days. Idempotent: a restart re-imports and changes only those dates.
+"""
 
 from __future__ import annotations
 
+import re
+import tempfile
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import Any, TypeVar
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.auth import hash_password
+from bot.book import import_into
+from bot.keys import build_keyring
 from bot.settings import Settings
-from storage.enums import CircleKind, ClaimStatus, PolicyStatus, Role, UserRole
-from storage.models import (
-    Base,
-    Circle,
-    CircleMember,
-    Claim,
-    Customer,
-    Member,
-    MemberIdentity,
-    Policy,
-    User,
-)
-
-T = TypeVar("T", bound=Base)
+from storage import book as book_package
+from storage.crypto import Keyring
+from storage.models import Customer, Member, User
+from storage.scripts import ScriptLibrary
 
 DEMO_PASSWORD = "demo"  # noqa: S105 - demo mode only, documented in the README
+DEMO_BOOK = Path(book_package.__file__).resolve().parent / "demo"
+DEMO_LOGINS = ("demo-agent", "demo-supervisor")
+_RELATIVE = re.compile(r"\{(today(?:[+-]\d+)?|month_start)\}")
 
 
-def _get_or_add(s: Session, model: type[T], where: dict[str, Any], **values: Any) -> T:
-    row = s.scalar(select(model).filter_by(**where))
-    if row is None:
-        row = model(**where, **values)
-        s.add(row)
-        s.flush()
-    return row
+class DemoBookInvalid(RuntimeError):
+    """The shipped demo files do not import: a bug in the package, not in the user's data."""
 
 
-def seed_demo(s: Session, settings: Settings, today: date | None = None) -> None:
-    """Create what is missing; a restart on the same data changes and duplicates nothing."""
+def fill_dates(text: str, today: date) -> str:
+    def one(m: re.Match[str]) -> str:
+        word = m.group(1)
+        if word == "month_start":
+            return today.replace(day=1).isoformat()
+        return (today + timedelta(days=int(word[5:] or 0))).isoformat()
+
+    return _RELATIVE.sub(one, text)
+
+
+def _adopt_legacy_demo(s: Session) -> None:
+    """Demo data seeded before the importer existed: give it the keys the demo book uses."""
+    old = s.get(Member, "demo-customer")
+    if old is not None and old.customer_id is not None:
+        customer = s.get(Customer, old.customer_id)
+        if customer is not None and customer.customer_no is None:
+            customer.customer_no = "C0000001"
+            wife = s.get(Member, "demo-wife")
+            if wife is not None and wife.family_of_id is None:
+                wife.family_of_id = customer.id
+            s.flush()
+
+
+def seed_demo(
+    s: Session,
+    settings: Settings,
+    today: date | None = None,
+    *,
+    keyring: Keyring | None = None,
+    scripts: ScriptLibrary | None = None,
+) -> None:
+    """Import the demo book into the caller's transaction and give the demo logins a password."""
     today = today or datetime.now(UTC).date()
-    wang = _get_or_add(s, Customer, {"name": "王建国"}, honorific="王先生")
-    people = [
-        ("demo-supervisor", "张伟", None, None, False),
-        ("demo-agent", "李娜", None, "demo-supervisor", False),
-        ("demo-customer", "王建国", wang.id, None, False),
-        ("demo-wife", "刘芳", None, None, False),
-        (settings.bot_member_id, settings.bot_name, None, None, True),
-    ]
-    for mid, name, customer_id, supervisor, is_bot in people:
-        _get_or_add(
-            s, Member, {"id": mid}, display_name=name, customer_id=customer_id,
-            supervisor_id=supervisor, is_bot=is_bot,
+    _adopt_legacy_demo(s)
+    with tempfile.TemporaryDirectory(prefix="corecircle-demo-") as tmp:
+        for src in sorted(DEMO_BOOK.glob("*.csv")):
+            (Path(tmp) / src.name).write_text(fill_dates(src.read_text("utf-8"), today), "utf-8")
+        report = import_into(
+            s, [Path(tmp)], keyring=keyring or build_keyring(settings),
+            scripts=scripts or ScriptLibrary(), settings=settings,
         )
-    family = _get_or_add(
-        s, Circle, {"chat_id": "demo-family"}, kind=CircleKind.CORE, name="王建国家庭服务群",
-        customer_id=wang.id, agent_id="demo-agent",
-    )
-    support = _get_or_add(
-        s, Circle, {"chat_id": "demo-support"}, kind=CircleKind.SUPPORT, name="李娜业务支持群",
-        agent_id="demo-agent",
-    )
-    for circle, mid, role in [
-        (family, "demo-customer", Role.CUSTOMER),
-        (family, "demo-wife", Role.FAMILY),
-        (family, "demo-agent", Role.AGENT),
-        (family, settings.bot_member_id, Role.BOT),
-        (support, "demo-agent", Role.AGENT),
-        (support, "demo-supervisor", Role.SUPERVISOR),
-        (support, settings.bot_member_id, Role.BOT),
-    ]:
-        _get_or_add(
-            s, CircleMember, {"circle_id": circle.id, "member_id": mid}, role=role,
-            authorized=False,
-        )
-    critical = _get_or_add(
-        s, Policy, {"policy_no": "CC2024000123"}, product="康宁终身重大疾病保险",
-        holder_id=wang.id, insured_name="王建国", sum_assured=Decimal("500000"),
-        premium=Decimal("8650"), premium_frequency="annual",
-        next_due_date=today + timedelta(days=22), status=PolicyStatus.ACTIVE,
-        cash_value=Decimal("23480.50"), cash_value_date=today.replace(day=1),
-        beneficiaries=[{"name": "刘芳", "relation": "spouse", "share": 100}],
-    )
-    _get_or_add(
-        s, Policy, {"policy_no": "CC2025000456"}, product="金福年金保险",
-        holder_id=wang.id, insured_name="王小明", sum_assured=Decimal("200000"),
-        premium=Decimal("12000"), premium_frequency="annual",
-        next_due_date=today + timedelta(days=98), status=PolicyStatus.ACTIVE,
-        cash_value=Decimal("11020.00"), cash_value_date=today.replace(day=1),
-        beneficiaries=[{"name": "王建国", "relation": "parent", "share": 100}],
-    )
-    _get_or_add(
-        s, Claim, {"claim_no": "LP2026001234"}, policy_id=critical.id,
-        status=ClaimStatus.REVIEWING, amount=Decimal("6800"),
-    )
-    _get_or_add(
-        s, MemberIdentity, {"channel": "wechat", "channel_user_id": "o-demo-customer"},
-        member_id="demo-customer",
-    )
-    logins = [("demo-agent", UserRole.AGENT), ("demo-supervisor", UserRole.SUPERVISOR)]
-    for username, role in logins:
-        _get_or_add(
-            s, User, {"username": username}, password_hash=hash_password(DEMO_PASSWORD),
-            role=role, member_id=username,
-        )
+    if not report.ok:
+        raise DemoBookInvalid("; ".join(str(p) for p in report.problems[:10]))
+    for user in s.scalars(select(User).where(User.username.in_(DEMO_LOGINS))):
+        if user.password_hash is None:
+            user.password_hash = hash_password(DEMO_PASSWORD)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.actions import URGENT_PRIORITY, Result, forget, remember
+from bot.keys import keyring_for
 from bot.messages import Reply
 from bot.turn import Turn
 from dialogs.domain import FORMS
@@ -17,7 +18,7 @@ from escalation import followups
 from escalation.tickets import handoff_notices, open_ticket
 from storage import formats as fmt
 from storage.enums import FollowUpKind, Priority
-from storage.pii import mask
+from storage.pii import find_pii, mask
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 def dialog(turn: Turn) -> Result:
     """Open the form for this intent; the opening message may already answer a slot."""
     return _form_result(turn, _form_runner(turn).start(turn.parse.intent, _form_message(turn)))
+
+
+def _sealed_answers(turn: Turn, slots: dict[str, Any], before: Any) -> dict[str, str]:
+    """A number the member gave (new phone, new card) is kept masked in the slots for everyone,
+    and sealed here (storage/crypto.py) so the agent can reveal it from the ticket and carry
+    out the change. Matched by its masked form against this message's numbers."""
+    sealed = {k: v for k, v in (before or {}).items() if isinstance(v, str) and k in slots}
+    found = {m.masked: m.digits for m in find_pii(turn.inbound.text)}
+    for name, value in slots.items():
+        if name not in sealed and isinstance(value, str) and value in found:
+            sealed[name] = keyring_for(turn.settings).seal(found[value])
+    return sealed
 
 
 def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
@@ -39,7 +52,8 @@ def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
         result = _form_result(turn, _form_runner(turn).start(intent, _form_message(turn)))
         result.replies.insert(0, turn.say("form.restart"))
         return result
-    return _form_result(turn, _form_runner(turn).advance(state, _form_message(turn)))
+    return _form_result(turn, _form_runner(turn).advance(state, _form_message(turn)),
+                        sealed_before=pending.get("sealed"))
 
 
 def cancels_form(turn: Turn) -> bool:
@@ -65,11 +79,13 @@ def _form_message(turn: Turn) -> UserMessage:
     )
 
 
-def _form_result(turn: Turn, form: FormTurn) -> Result:
+def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None) -> Result:
     result = Result([_form_reply(turn, m) for m in form.messages if m.get("response")])
+    collected = form.state.slots if form.state is not None else form.slots
+    sealed = _sealed_answers(turn, collected, sealed_before)
     match form.status:
         case Status.ASKING if form.state is not None:
-            remember(turn, form.state.to_json())
+            remember(turn, {**form.state.to_json(), **({"sealed": sealed} if sealed else {})})
         case Status.CANCELLED:
             forget(turn)
         case Status.COMPLETED:
@@ -77,7 +93,7 @@ def _form_result(turn: Turn, form: FormTurn) -> Result:
             if form.intent == "appointment.book":
                 _book_appointment(turn, form.slots)
             else:
-                _open_form_ticket(turn, form.intent, form.slots, result)
+                _open_form_ticket(turn, form.intent, form.slots, result, sealed)
     return result
 
 
@@ -92,14 +108,17 @@ def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
     return turn.say(message["response"], to=turn.speaker.member_id if private else None, **extra)
 
 
-def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result) -> None:
-    """The completed form goes to the agent: reason "form", the slots (masked) in context."""
+def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result,
+                      sealed: dict[str, str] | None = None) -> None:
+    """The completed form goes to the agent: reason "form", the slots (masked) in context, and
+    the numbers given sealed (context["sealed"]), for POST /api/v1/tickets/{id}/reveal."""
     ticket = open_ticket(
         session=turn.session, circle=turn.circle, member_id=turn.speaker.member_id,
         source_message_id=turn.row.id, intent=intent, reason="form",
         summary=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
         now=turn.now, priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
-        context={"form": FORMS[intent].name}, policy=turn.settings.escalation_policy(),
+        context={"form": FORMS[intent].name, **({"sealed": sealed} if sealed else {})},
+        policy=turn.settings.escalation_policy(),
         scripts=turn.scripts, slots={k: mask(str(v)) for k, v in slots.items()},
     )
     result.ticket = ticket

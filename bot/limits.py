@@ -30,22 +30,24 @@ class BodySizeLimit:
     """Refuses a declared Content-Length over the cap at once, and stops a chunked body as soon
     as it passes the cap, so a 200 MB upload never sits in memory."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
+        """`overrides`: a larger cap for named paths (the book-of-business upload)."""
+        self.app, self.default, self.overrides = app, limit, overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope.get("path", ""), self.default)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.limit
+                too_big = int(declared) > limit
             except ValueError:
                 too_big = True
             if too_big:
-                await self._reject(send)
+                await self._reject(send, limit)
                 return
         seen = 0
         started = False
@@ -55,7 +57,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -68,10 +70,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Any) -> None:
-        body = _too_large(self.limit)
+    async def _reject(self, send: Any, limit: int) -> None:
+        body = _too_large(limit)
         await send(
             {
                 "type": "http.response.start",

@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.auth import TokenSigner
 from bot.channels.runtime import ChannelRuntime, build_channels
+from bot.keys import build_keyring, generated
 from bot.metrics import Metrics
 from bot.nlu.engine import IntentEngine
 from bot.pipeline import Pipeline
 from bot.settings import Settings
+from storage.crypto import Keyring
 from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.scripts import ScriptLibrary
 from storage.state import MemoryStateStore, RedisStateStore, StateStore
@@ -34,6 +36,7 @@ class Services:
     signer: TokenSigner
     pipeline: Pipeline
     channels: ChannelRuntime
+    keyring: Keyring
 
     def database_ok(self) -> bool:
         try:
@@ -64,12 +67,7 @@ def secret_key(settings: Settings) -> str:
     """The configured key, or one generated once into the data dir (kept across restarts)."""
     if settings.secret_key:
         return settings.secret_key
-    path = settings.data_dir / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return generated(settings, "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 def build_services(
@@ -95,5 +93,6 @@ def build_services(
     channels = build_channels(settings, sessions=sessions, state=state, scripts=scripts,
                               pipeline=pipeline)
     return Services(
-        settings, db, sessions, state, scripts, nlu, metrics, signer, pipeline, channels
+        settings, db, sessions, state, scripts, nlu, metrics, signer, pipeline, channels,
+        build_keyring(settings),
     )

@@ -32,10 +32,28 @@ class Settings(BaseSettings):
         default=None, description="signs console tokens; generated into the data dir if unset"
     )
     token_minutes: int = Field(default=480, ge=5, description="console token lifetime")
+    # -- personal numbers at rest (storage/crypto.py) -------------------------------------------
+    data_key: str | None = Field(
+        default=None,
+        description="`kid:base64(32 bytes)` sealing phone and ID numbers (AES-GCM); generated "
+        "into the data dir if unset. To rotate: set a new key id here, list the old one in "
+        "data_old_keys, run `corecircle keys reseal`",
+    )
+    data_old_keys: list[str] = Field(
+        default_factory=list, description="retired data keys, still used to read old values"
+    )
+    data_hash_key: str | None = Field(
+        default=None,
+        description="`kid:base64(32 bytes)` for the keyed hashes that match numbers; "
+        "generated into the data dir if unset; keep it stable",
+    )
     bot_member_id: str = "bot"
     bot_name: str = "小助手"
     timezone: str = "Asia/Shanghai"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="request body cap")
+    import_max_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, description="body cap of POST /api/v1/admin/import"
+    )
     max_text_chars: int = Field(default=4000, ge=1, description="longest message text accepted")
     webhook_secret: str | None = Field(
         default=None, description="if set, /api/v1/messages needs an HMAC-SHA256 signature"

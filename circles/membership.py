@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.enums import CircleStatus, Role
+from circles.consent import is_authorized
+from storage.enums import CircleStatus, ConsentScope, Role
 from storage.errors import NotFound
 from storage.models import Circle, CircleMember, Member
 
@@ -21,7 +24,7 @@ class Speaker:
     member_id: str | None  # None: not a member we know
     display_name: str
     role: Role | None
-    authorized: bool  # holder's consent to see policy data is on record
+    authorized: bool  # holder's consent (scope policy, not expired) is on record
     is_holder: bool  # the circle's customer (the policy holder) in person
     is_bot: bool = False
 
@@ -43,11 +46,18 @@ def find_circle(session: Session, chat_id: str) -> Circle:
             code="CIRCLE_UNKNOWN",
         )
     if circle.status != CircleStatus.ACTIVE:
-        raise NotFound(f"circle {chat_id!r} has been dissolved", code="CIRCLE_DISSOLVED")
+        raise NotFound(f"circle {chat_id!r} has been {circle.status.value}",
+                       code="CIRCLE_DISSOLVED")
     return circle
 
 
-def resolve_speaker(session: Session, circle: Circle, sender_id: str, sender_name: str) -> Speaker:
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def resolve_speaker(
+    session: Session, circle: Circle, sender_id: str, sender_name: str,
+    *, today: date | None = None,
+) -> Speaker:
     row = session.execute(
         select(CircleMember, Member)
         .join(Member, Member.id == CircleMember.member_id)
@@ -67,9 +77,25 @@ def resolve_speaker(session: Session, circle: Circle, sender_id: str, sender_nam
         member.id,
         member.display_name or sender_name,
         cm.role,
-        cm.authorized,
+        _authorized(session, circle, cm, today),
         is_holder,
         is_bot=member.is_bot,
+    )
+
+
+def _authorized(session: Session, circle: Circle, cm: CircleMember, today: date | None) -> bool:
+    """The holder's consent (circles/consent.py) for scope policy, valid today, decides.
+
+    `CircleMember.authorized` is the older per-seat flag: still honoured (matter circles copy
+    it to their seats), but a holder's consent is recorded as a Consent row.
+    """
+    if cm.authorized:
+        return True
+    if circle.customer_id is None or cm.role not in (Role.FAMILY, Role.CUSTOMER):
+        return False
+    return is_authorized(
+        session, holder_id=circle.customer_id, member_id=cm.member_id, scope=ConsentScope.POLICY,
+        today=today or datetime.now(UTC).astimezone(_SHANGHAI).date(),
     )
 
 

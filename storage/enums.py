@@ -11,7 +11,8 @@ class CircleKind(StrEnum):
 
 class CircleStatus(StrEnum):
     ACTIVE = "active"
-    DISSOLVED = "dissolved"
+    DISSOLVED = "dissolved"  # a matter circle whose case is closed
+    ARCHIVED = "archived"  # a core circle whose group was dismissed
 
 
 class Role(StrEnum):
@@ -23,6 +24,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     SPECIALIST = "specialist"
     BOT = "bot"
+    GUEST = "guest"  # joined the group but is not in the customer's family: no policy data
 
 
 class UserRole(StrEnum):
@@ -100,3 +102,30 @@ class Delivery(StrEnum):
     WINDOW_CLOSED = "window_closed"
     NEEDS_HUMAN = "needs_human"
     UNKNOWN = "unknown"
+
+
+class ConsentScope(StrEnum):
+    """What a holder lets a family member see."""
+
+    POLICY = "policy"
+    CLAIM = "claim"
+    HEALTH = "health"
+
+
+class ConsentSource(StrEnum):
+    """How the holder's consent reached us."""
+
+    PAPER = "paper"  # a signed form, recorded by the agency (and by the importer)
+    CHAT = "chat"  # the holder said so to the bot, privately
+    AGENT = "agent"  # the agent recorded it on the holder's word
+
+
+class ProductKind(StrEnum):
+    """What a policy covers, for the family coverage view (保单检视)."""
+
+    LIFE = "life"
+    CRITICAL_ILLNESS = "critical_illness"
+    MEDICAL = "medical"
+    ACCIDENT = "accident"
+    ANNUITY = "annuity"
+    EDUCATION = "education"

@@ -89,11 +89,30 @@ def _enum(kind: type[StrEnum]) -> SAEnum:
 
 
 class Customer(Base):
+    """A policy holder in the book of business.
+
+    Phone and ID numbers are stored three ways: sealed (storage/crypto.py: key id + AES-GCM),
+    a keyed hash for matching, and a masked form for display. The plain number is never stored.
+    """
+
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64))
+    customer_no: Mapped[str | None] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
     honorific: Mapped[str] = mapped_column(String(32))  # 王先生
+    gender: Mapped[str | None] = mapped_column(String(8))  # male | female
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    phone_sealed: Mapped[str | None] = mapped_column(Text)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(32))
+    id_number_sealed: Mapped[str | None] = mapped_column(Text)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    # The agent's member id (no foreign key: members already point at customers)
+    agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # A keyed digest of the imported row: an unchanged row is recognised without decrypting
+    import_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -108,8 +127,17 @@ class Member(Base):
     supervisor_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A family member of a customer (family.csv); `customer_id` is for the holder in person
+    family_of_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    relation: Mapped[str | None] = mapped_column(String(16))  # spouse|child|parent|other
+    gender: Mapped[str | None] = mapped_column(String(8))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    phone_sealed: Mapped[str | None] = mapped_column(Text)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(32))
+    import_digest: Mapped[str | None] = mapped_column(String(64))
 
-    customer: Mapped[Customer | None] = relationship()
+    customer: Mapped[Customer | None] = relationship(foreign_keys=[customer_id])
 
 
 class MemberIdentity(Base):
@@ -138,6 +166,7 @@ class Circle(Base):
     channel: Mapped[str] = mapped_column(String(32), default="webhook")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dissolved_at: Mapped[datetime | None]
+    import_digest: Mapped[str | None] = mapped_column(String(64))
 
     customer: Mapped[Customer | None] = relationship()
     members: Mapped[list[CircleMember]] = relationship(back_populates="circle")
@@ -175,6 +204,15 @@ class Policy(Base):
     cash_value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     cash_value_date: Mapped[date | None] = mapped_column(Date)
     beneficiaries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The insured: the holder or another customer, or one of the holder's family members
+    insured_customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    insured_member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    effective_date: Mapped[date | None] = mapped_column(Date)
+    payment_years: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(24))  # storage.enums.ProductKind
+    survival_benefit_date: Mapped[date | None] = mapped_column(Date)
+    survival_benefit_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    import_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class Claim(Base):
@@ -187,6 +225,8 @@ class Claim(Base):
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+    import_digest: Mapped[str | None] = mapped_column(String(64))
 
     policy: Mapped[Policy] = relationship()
 
@@ -231,10 +271,14 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(256))
+    # None: imported staff who cannot log in until a password is set
+    password_hash: Mapped[str | None] = mapped_column(String(256))
     role: Mapped[UserRole] = mapped_column(_enum(UserRole))
     member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    name: Mapped[str | None] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64))
+    import_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class Ticket(Base):
@@ -336,6 +380,27 @@ class AuditEvent(Base):
     subject: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Consent(Base):
+    """The holder lets a family member see some of their data (scopes) until a date.
+
+    Never deleted: a revoked or replaced grant keeps its row, and every change writes an
+    AuditEvent (consent_granted / consent_revoked).
+    """
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_member_holder", "member_id", "holder_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    scopes: Mapped[str] = mapped_column(String(64))  # comma-separated ConsentScope values
+    until: Mapped[date | None] = mapped_column(Date)  # None: until revoked
+    source: Mapped[str] = mapped_column(String(16))  # ConsentSource
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class ChannelCursor(Base):

@@ -27,6 +27,11 @@ class WxMessage:
     detail: str = ""  # PicUrl, Url or Label: kept for the agent
     open_kfid: str = ""  # WeCom kf_msg_or_event
     kf_token: str = ""
+    # WeCom change_external_chat (客户群变更): the group, what changed, who joined or left
+    chat_id: str = ""
+    change_type: str = ""  # create | update | dismiss
+    update_detail: str = ""  # add_member | del_member | change_owner | change_name ...
+    changed_members: tuple[str, ...] = ()
 
     @property
     def dedupe_key(self) -> str:
@@ -45,6 +50,21 @@ def _str(data: dict[str, Any], key: str, *, required: bool = False) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{key} is not a single text element")
     return strip_controls(value)
+
+
+def _member_list(value: Any) -> tuple[str, ...]:
+    """MemChangeList: `<Item>id</Item>...` (one or several), or the older "id1,id2" text."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(strip_controls(v.strip()) for v in value.split(",") if v.strip())
+    if isinstance(value, dict):
+        items = value.get("Item")
+        if isinstance(items, str):
+            items = [items]
+        if isinstance(items, list):
+            return tuple(strip_controls(v) for v in items if isinstance(v, str) and v)
+    raise TypeError("MemChangeList is neither items nor text")
 
 
 def parse(xml: str) -> WxMessage:
@@ -79,6 +99,10 @@ def parse(xml: str) -> WxMessage:
             detail=_str(data, "PicUrl") or _str(data, "Url") or _str(data, "Label"),
             open_kfid=_str(data, "OpenKfId"),
             kf_token=_str(data, "Token"),
+            chat_id=_str(data, "ChatId"),
+            change_type=_str(data, "ChangeType").lower(),
+            update_detail=_str(data, "UpdateDetail").lower(),
+            changed_members=_member_list(data.get("MemChangeList")),
         )
     except PARSE_ERRORS as exc:
         raise xml_invalid(type(exc).__name__) from exc

@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from bot.channels.wxcrypto import check_fresh, decrypt, envelope_cipher, verify
 from bot.channels.wxmessage import parse
 from bot.channels.xmlsafe import text_reply_xml
+from bot.group_events import wecom_chat_change
 from bot.http import ServicesDep
 from bot.routes.wechat import SUCCESS, find_app, remember_nonce, require_xml, xml_response
 from storage.errors import BadRequest
@@ -45,6 +47,9 @@ async def callback(request: Request, app: str, svc: ServicesDep, *, msg_signatur
     check_fresh(timestamp or "", svc.settings.wechat_ts_window)
     wx = parse(decrypt(cfg, cipher, corp=True))
     remember_nonce(svc, f"wecom:{app}", timestamp or "", nonce or "")
+    if wx.kind == "event" and wx.event == "change_external_chat":
+        await run_in_threadpool(wecom_chat_change, svc, wx)
+        return PlainTextResponse(SUCCESS)
     if wx.kind == "event" and wx.event == "kf_msg_or_event":
         svc.channels.pull_kf(app, wx.open_kfid, wx.kf_token)
         return PlainTextResponse(SUCCESS)
