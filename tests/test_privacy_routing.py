@@ -1,0 +1,220 @@
+"""Policy data goes only where it is addressed: private answers stay private, matter circles
+relay only group words, changes to a policy come only from its holder, and the bot names
+people from their profiles (SQLite + memory and PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import actions
+from circles.naming import polite_name, safe_name
+from storage.models import AuditEvent, Circle, Message, Ticket
+from tests.conftest import Chat, login
+
+HOLDER, WIFE, AGENT = "demo-customer", "demo-wife", "demo-agent"
+POLICY_NOS = ("CC2024000123", "CC2025000456")
+
+
+def sessions_of(client: TestClient) -> sessionmaker[Session]:
+    return client.app.state.services.sessions  # type: ignore[attr-defined, no-any-return]
+
+
+def _out_rows(client: TestClient, **where: Any) -> list[Message]:
+    with sessions_of(client)() as s:
+        return list(s.scalars(select(Message).filter_by(direction="out", **where)
+                              .order_by(Message.id)))
+
+
+def _count(client: TestClient, model: type, *where: Any) -> int:
+    with sessions_of(client)() as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+# -- 2. a private message is answered privately, always to its sender -------------------------
+PRIVATE_PATHS = [
+    pytest.param(HOLDER, "你好", "chitchat.greet.reply", id="answer"),
+    pytest.param(HOLDER, "我想问一下那个", "fallback.clarify", id="clarify"),
+    pytest.param(HOLDER, "转人工", "human.request.holding", id="escalate-holding"),
+    pytest.param(HOLDER, "我要投诉，你们太慢了", "complaint.holding", id="complaint"),
+    pytest.param(HOLDER, "我要改受益人", "change.beneficiary.reply", id="form"),
+    pytest.param(WIFE, "下次保费什么时候交", "premium.due.not_authorized", id="refusal"),
+    pytest.param(WIFE, "我要换扣款银行卡", "form.holder_only", id="form-refusal"),
+]
+
+
+@pytest.mark.parametrize(("sender", "text", "script"), PRIVATE_PATHS)
+def test_every_answer_to_a_private_message_goes_to_its_sender_alone(
+    client: TestClient, chat: Chat, sender: str, text: str, script: str
+) -> None:
+    out = chat.say(sender, text, private=True)
+    assert out["replies"]
+    assert all(r["to"] is not None for r in out["replies"]), out["replies"]
+    mine = [r for r in out["replies"] if r["to"] == sender]
+    assert mine, "the sender hears back"
+    rows = _out_rows(client, circle_id=1)
+    assert script in {r.script_id for r in rows if r.recipient_id == sender}
+    assert not [r for r in rows if r.recipient_id is None], "nothing said to the group"
+
+
+def test_a_private_refusal_tells_the_holder_it_was_asked_privately(chat: Chat) -> None:
+    out = chat.say(WIFE, "下次保费什么时候交", private=True)
+    [prompt] = [r for r in out["replies"] if r["to"] == HOLDER]
+    assert prompt["text"].startswith("王先生您好，刘芳刚刚在私聊中问到了您的保单信息")
+    assert "在群里" not in prompt["text"]
+
+
+def test_a_broken_turn_on_a_private_message_answers_the_sender_privately(
+    client: TestClient, chat: Chat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_: object) -> actions.Result:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(actions, "answer", broken)
+    out = chat.say(HOLDER, "你好", private=True)
+    assert out["ticket_id"] is not None
+    assert [r["to"] for r in out["replies"]] == [HOLDER]
+    assert [r.script_id for r in _out_rows(client, recipient_id=HOLDER)] == ["error.holding"]
+
+
+def test_a_later_form_question_to_a_private_sender_stays_private(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我要改受益人", private=True)
+    out = chat.say(HOLDER, "CC2024000123", private=True)
+    assert [r["to"] for r in out["replies"]] == [HOLDER]
+
+
+# -- 3. a matter circle relays group words, never a private message to the bot ----------------
+def _matter(client: TestClient) -> str:
+    out = Chat(client).say(HOLDER, "转人工", at_bot=True)
+    r = client.post(f"/api/v1/tickets/{out['ticket_id']}/matter", headers=login(client, AGENT),
+                    json={"name": "王建国理赔专项群", "specialists": [
+                        {"member_id": "claims-1", "display_name": "理赔专员小吴"}]})
+    assert r.status_code == 201, r.text
+    return str(r.json()["chat_id"])
+
+
+def test_matter_circle_never_relays_a_private_message(client: TestClient) -> None:
+    matter = Chat(client, _matter(client))
+    out = matter.say(HOLDER, "@小助手 我的保单号CC2024000123，下次保费什么时候交", private=True,
+                     mentions=["小助手"])
+    assert all(r["to"] == HOLDER for r in out["replies"])
+    with sessions_of(client)() as s:
+        circle = s.scalar(select(Circle).where(Circle.chat_id == matter.chat_id))
+        relayed = list(s.scalars(select(Message).where(
+            Message.circle_id == circle.id, Message.script_id == "matter.relay")))
+    assert relayed == [], "the specialist and the wife hear nothing of it"
+    matter.say("claims-1", "请补充一下住院病历")  # group words are still relayed
+    with sessions_of(client)() as s:
+        relayed = list(s.scalars(select(Message).where(Message.script_id == "matter.relay")))
+    assert {m.recipient_id for m in relayed} == {HOLDER, AGENT}
+    assert all("CC2024000123" not in m.text for m in relayed)
+
+
+# -- 4. only the holder (or an authorized member) starts a change on the holder's policies -----
+CHANGES = [
+    ("我要改受益人", "change.beneficiary"),
+    ("我要换扣款银行卡", "change.bank_account"),
+    ("我换手机号了，要改一下联系方式", "change.contact"),
+]
+
+
+@pytest.mark.parametrize("sender", [WIFE, "stranger-1"])
+@pytest.mark.parametrize(("text", "intent"), CHANGES)
+def test_a_non_holder_cannot_start_a_change_and_nothing_is_opened(
+    client: TestClient, chat: Chat, sender: str, text: str, intent: str
+) -> None:
+    out = chat.say(sender, text, at_bot=True)
+    assert out["intent"] == intent
+    assert out["ticket_id"] is None
+    [reply] = out["replies"]
+    assert "王建国本人办理" in reply["text"]
+    assert [r.script_id for r in _out_rows(client)] == ["form.holder_only"]
+    # nothing is pending: a policy number or a card number next starts nothing either
+    follow = chat.say(sender, "CC2024000123 6222020200001234562", at_bot=True)
+    assert follow["ticket_id"] is None
+    assert _count(client, Ticket) == 0
+    assert _count(client, AuditEvent, AuditEvent.kind == "change_form_refused") == 1
+
+
+def test_the_holder_still_starts_a_change(client: TestClient, chat: Chat) -> None:
+    out = chat.say(HOLDER, "我要改受益人", at_bot=True)
+    assert [r.script_id for r in _out_rows(client)] == ["change.beneficiary.reply"]
+    assert "王先生" in out["replies"][0]["text"]
+
+
+def test_a_policy_number_never_tells_a_non_holder_whose_it_is(chat: Chat) -> None:
+    """The invoice form asks for a policy number: the holder's and a made-up one get the
+    same answer from the wife, so she learns nothing from trying numbers."""
+    answers = []
+    for number in ("CC2024000123", "CC2099999999"):
+        chat.say(WIFE, "我要开发票", at_bot=True)
+        out = chat.say(WIFE, number)
+        answers.append([r["text"] for r in out["replies"]])
+        chat.say(WIFE, "算了")
+    assert answers[0] == answers[1]
+    assert "没有找到" not in " ".join(answers[0])
+
+
+# -- 5. people are named from their profiles, never from the channel's sender name ------------
+@pytest.mark.parametrize("name", [
+    "http://evil.example/pay 王建国", "王建国 110101199003071234", "www.x.cn客服", "@王建国",
+])
+def test_a_channel_sender_name_is_never_echoed(chat: Chat, name: str) -> None:
+    for text in ("你好", "下次保费什么时候交", "我要改受益人"):
+        out = chat.say("stranger-1", text, at_bot=True, sender_name=name)
+        said = " ".join(r["text"] for r in out["replies"])
+        for fragment in ("http", "evil", "www", "1101011990", "@王建国", "王建国您好"):
+            assert fragment not in said, (text, said)
+        assert out["replies"], text
+
+
+def test_members_are_addressed_by_their_profile_name(chat: Chat) -> None:
+    holder = chat.say(HOLDER, "你好", at_bot=True, sender_name="阿国")
+    wife = chat.say(WIFE, "你好", at_bot=True, sender_name="芳芳 13800138000")
+    assert "王先生" in holder["replies"][0]["text"]
+    assert "阿国" not in holder["replies"][0]["text"]
+    assert wife["replies"][0]["text"].startswith("刘芳")
+    assert "芳芳" not in wife["replies"][0]["text"]
+
+
+def test_the_holder_prompt_names_who_asked_in_the_group(chat: Chat) -> None:
+    out = chat.say(WIFE, "下次保费什么时候交", at_bot=True, sender_name="王建国")
+    [prompt] = [r for r in out["replies"] if r["to"] == HOLDER]
+    assert prompt["text"].startswith("王先生您好，刘芳刚刚在群里问到了您的保单信息")
+    assert "刘芳您好" not in prompt["text"]
+    [kind] = [r for r in out["replies"] if r["to"] is None]
+    assert kind["text"].startswith("刘芳您好")
+
+
+def test_a_stranger_asking_is_named_neutrally_to_the_holder(chat: Chat) -> None:
+    out = chat.say("stranger-1", "下次保费什么时候交", at_bot=True,
+                   sender_name="王建国的太太 http://t.cn/x")
+    [prompt] = [r for r in out["replies"] if r["to"] == HOLDER]
+    assert prompt["text"].startswith("王先生您好，一位群成员刚刚在群里问到了您的保单信息")
+    assert "http" not in prompt["text"]
+
+
+@pytest.mark.parametrize(("name", "gender", "expected"), [
+    ("王建国", "male", "王先生"),
+    ("刘芳", "female", "刘女士"),
+    ("欧阳娜娜", "female", "欧阳女士"),
+    ("刘芳", None, "刘芳"),
+    ("Anna Lee", "female", "Anna Lee"),
+    ("刘芳13800138000", "female", None),
+    ("http://evil.cn", None, None),
+    ("", None, None),
+])
+def test_polite_name(name: str, gender: str | None, expected: str | None) -> None:
+    assert polite_name(name, gender) == expected
+
+
+def test_safe_name_refuses_what_is_not_a_name() -> None:
+    assert safe_name("买买提·艾力") == "买买提·艾力"
+    for bad in ("ＩＤ１１０１０１", "王\u200b建国110", "刘芳 www.a.top", "a@b", "x" * 60):
+        assert safe_name(bad) is None, bad
