@@ -99,7 +99,7 @@ def ticket_variables(
         "customer_name": customer.name if customer else circle.name,
         "honorific": customer.honorific if customer else scripts.default("honorific"),
         "agent_name": display_name(session, agent_id, scripts.default("agent_name")),
-        "intent_zh": intent.zh if intent else ticket.reason,
+        "intent_zh": intent.zh if intent else scripts.label("ticket_reason", ticket.reason),
         "excerpt": mask(ticket.summary)[:EXCERPT_CHARS],
         **extra,
     }

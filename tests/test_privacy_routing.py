@@ -4,6 +4,8 @@ people from their profiles (SQLite + memory and PostgreSQL + Redis)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +14,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import actions
+from bot.channels.config import ChannelConfigError
+from bot.outbound.routing import KF_OPEN
 from circles.naming import polite_name, safe_name
-from storage.models import AuditEvent, Circle, Message, Ticket
+from escalation.notify import queue
+from storage.db import transaction
+from storage.models import (
+    AuditEvent,
+    ChannelCursor,
+    Circle,
+    MemberIdentity,
+    Message,
+    Ticket,
+)
 from tests.conftest import Chat, login
+from tests.fakes.mockwx import MockWX, mockwx
+
+__all__ = ["mockwx"]
 
 HOLDER, WIFE, AGENT = "demo-customer", "demo-wife", "demo-agent"
 POLICY_NOS = ("CC2024000123", "CC2025000456")
@@ -218,3 +234,184 @@ def test_safe_name_refuses_what_is_not_a_name() -> None:
     assert safe_name("买买提·艾力") == "买买提·艾力"
     for bad in ("ＩＤ１１０１０１", "王\u200b建国110", "刘芳 www.a.top", "a@b", "x" * 60):
         assert safe_name(bad) is None, bad
+
+
+# -- 1. a reply addressed to one member never travels through a route that posts to the group --
+ROBOT_PATH, HOOK_PATH = "/cgi-bin/webhook/send", "/bridge/family"
+OA_SEND, KF_SEND = "/cgi-bin/message/custom/send", "/cgi-bin/kf/send_msg"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+DEMO_OA = {"token": "corecircle-demo-token", "aes_key": AES_KEY, "appid": "wxcorecircledemo0",
+           "secret": "s3cret"}
+KF_APP = {"token": "wecom-token", "aes_key": AES_KEY, "corp_id": "wwcorecircle",
+          "secret": "corp-secret"}
+
+
+def _routed(make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX,
+            kind: str, **extra: Any) -> TestClient:
+    """The demo family with a group route of `kind`, the outbox driven by the test."""
+    path = ROBOT_PATH if kind == "robot" else HOOK_PATH
+    return make_client(
+        database_url=database_url, scheduler_enabled=False, outbound_dispatch=False,
+        outbound_routes={"demo-family": {"kind": kind, "url": f"{mockwx.base}{path}?key=k"}},
+        wechat_api_base=mockwx.base, wecom_api_base=mockwx.base, **extra,
+    )
+
+
+def _dispatch(client: TestClient, *, later: float = 120) -> None:
+    """Run the outbox past the human grace window (held answers are due)."""
+    dispatcher = client.app.state.services.channels.dispatcher  # type: ignore[attr-defined]
+    dispatcher.clock = lambda: datetime.now(UTC) + timedelta(seconds=later)
+    for _ in range(3):
+        dispatcher.dispatch_once()
+
+
+def _group_posts(mockwx: MockWX) -> list[str]:
+    """What reached the whole group: robot texts, and bridge posts without a recipient."""
+    robot = [c.body["text"]["content"] for c in mockwx.sent(ROBOT_PATH)]
+    hook = [c.body["text"] for c in mockwx.sent(HOOK_PATH) if c.body["to"] is None]
+    return robot + hook
+
+
+def _holder_asks_unaddressed(client: TestClient) -> None:
+    """An unaddressed question: the answer is held for the grace window, then the outbox
+    carries the group note and the private details."""
+    out = Chat(client).say(HOLDER, "下次保费什么时候交")
+    assert out["replies"] == []
+    assert {r.status for r in _out_rows(client)} == {"held"}
+
+
+@pytest.mark.parametrize("kind", ["robot", "webhook"])
+def test_a_group_only_route_never_carries_a_private_answer(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX, kind: str
+) -> None:
+    client = _routed(make_client, database_url, mockwx, kind)
+    _holder_asks_unaddressed(client)
+    _dispatch(client)
+    posted = _group_posts(mockwx)
+    for secret in (*POLICY_NOS, "8,650", "12,000"):
+        assert all(secret not in text for text in posted), posted
+    assert all(c.body["to"] is None for c in mockwx.sent(HOOK_PATH))
+    # the group hears only that the agent will be in touch privately (not "sent privately")
+    assert len(posted) == 1
+    assert "李娜稍后私下联系您" in posted[0]
+    assert posted[0].startswith("王先生")
+    [private] = _out_rows(client, recipient_id=HOLDER)
+    assert private.status == "private_held"
+    assert {r.status for r in _out_rows(client) if r.script_id == "premium.due.group_note"} == {
+        "cancelled"}
+    # the agent has a task with its SLA, and the support circle was told
+    with sessions_of(client)() as s:
+        [task] = s.scalars(select(Ticket).where(Ticket.reason == "private_undeliverable"))
+        assert task.member_id == HOLDER
+        assert task.first_response_due is not None
+        support = s.scalar(select(Circle).where(Circle.chat_id == "demo-support"))
+        notices = s.scalars(select(Message.text).where(Message.circle_id == support.id))
+        assert any("私信无法送达" in t for t in notices)
+
+
+def test_a_second_held_private_answer_joins_the_open_task(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    client = _routed(make_client, database_url, mockwx, "robot")
+    _holder_asks_unaddressed(client)
+    _dispatch(client)
+    Chat(client).say(HOLDER, "现金价值是多少")
+    _dispatch(client)
+    assert len(_out_rows(client, recipient_id=HOLDER, status="private_held")) == 2
+    assert _count(client, Ticket, Ticket.reason == "private_undeliverable") == 1
+    assert len(_group_posts(mockwx)) == 1, "one word to the group, not one per message"
+
+
+def test_any_queued_message_for_one_member_is_held_not_posted_to_the_group(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    """Whatever queues it (a follow-up for one member, a note from escalation), the outbox
+    decides by the recipient: the robot never sees it."""
+    client = _routed(make_client, database_url, mockwx, "robot")
+    with transaction(sessions_of(client)) as s:
+        family = s.scalar(select(Circle).where(Circle.chat_id == "demo-family"))
+        queue(s, family, "王先生，您的保单CC2024000123保费8650元将于下周扣款",
+              now=datetime.now(UTC), to=HOLDER)
+    _dispatch(client, later=0)
+    posted = _group_posts(mockwx)
+    assert all("CC2024000123" not in t for t in posted), posted
+    assert len(posted) == 1
+    assert "私下联系您" in posted[0]
+    assert [r.status for r in _out_rows(client, recipient_id=HOLDER)] == ["private_held"]
+    assert _count(client, Ticket, Ticket.reason == "private_undeliverable") == 1
+
+
+def test_a_bridge_that_delivers_privately_carries_the_private_answer(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    client = _routed(make_client, database_url, mockwx, "bridge")
+    _holder_asks_unaddressed(client)
+    _dispatch(client)
+    posts = [c.body for c in mockwx.sent(HOOK_PATH)]
+    private = [p for p in posts if p["to"] == HOLDER]
+    group = [p for p in posts if p["to"] is None]
+    assert len(private) == 1
+    assert "CC2024000123" in private[0]["text"]
+    assert len(group) == 1
+    assert "CC2024000123" not in group[0]["text"]
+    assert {r.status for r in _out_rows(client)} == {"sent"}
+    assert _count(client, Ticket) == 0
+
+
+def test_oa_customer_service_carries_the_private_answer_beside_a_robot(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    client = _routed(make_client, database_url, mockwx, "robot", wechat_apps={"demo": DEMO_OA})
+    with transaction(sessions_of(client)) as s:  # he wrote to the OA today: its window is open
+        s.add(Message(circle_id=1, direction="in", channel="wechat", channel_msg_id="oa-1",
+                      sender_id=HOLDER, text="你好", created_at=datetime.now(UTC)))
+    _holder_asks_unaddressed(client)
+    _dispatch(client)
+    [oa] = mockwx.sent(OA_SEND)
+    assert oa.body["touser"] == "o-demo-customer"
+    assert "CC2024000123" in oa.body["text"]["content"]
+    assert all("CC2024000123" not in t for t in _group_posts(mockwx))
+    assert len(_group_posts(mockwx)) == 1  # the note that it was sent privately
+    assert _count(client, Ticket) == 0
+
+
+def test_wecom_kf_carries_the_private_answer_beside_a_robot(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    client = _routed(make_client, database_url, mockwx, "robot", wecom_apps={"kf": KF_APP})
+    with transaction(sessions_of(client)) as s:
+        s.add(MemberIdentity(channel="wecom-kf", channel_user_id="wm-ext-1", member_id=HOLDER))
+        s.add(ChannelCursor(channel=KF_OPEN, key="wm-ext-1", value="kf|wk-1"))
+        s.add(Message(circle_id=1, direction="in", channel="wecom", channel_msg_id="kf-1",
+                      sender_id=HOLDER, text="你好", created_at=datetime.now(UTC)))
+    _holder_asks_unaddressed(client)
+    _dispatch(client)
+    [kf] = mockwx.sent(KF_SEND)
+    assert kf.body["touser"] == "wm-ext-1"
+    assert kf.body["open_kfid"] == "wk-1"
+    assert "CC2024000123" in kf.body["text"]["content"]
+    assert all("CC2024000123" not in t for t in _group_posts(mockwx))
+    assert _count(client, Ticket) == 0
+
+
+def test_a_staff_only_support_circle_may_hear_a_note_for_one_of_its_staff(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    client = make_client(
+        database_url=database_url, scheduler_enabled=False, outbound_dispatch=False,
+        outbound_routes={"demo-support": {"kind": "robot", "url": f"{mockwx.base}{ROBOT_PATH}"}},
+    )
+    with transaction(sessions_of(client)) as s:
+        support = s.scalar(select(Circle).where(Circle.chat_id == "demo-support"))
+        queue(s, support, "【时效提醒】工单#1的处理时限已过半", now=datetime.now(UTC), to=AGENT)
+    _dispatch(client, later=0)
+    assert _group_posts(mockwx) == ["【时效提醒】工单#1的处理时限已过半"]
+    assert _count(client, Ticket) == 0
+
+
+def test_an_unknown_route_kind_refuses_to_start(
+    make_client: Callable[..., TestClient], database_url: str
+) -> None:
+    with pytest.raises(ChannelConfigError, match="kind"):
+        make_client(database_url=database_url, outbound_routes={
+            "demo-family": {"kind": "private-robot", "url": "http://127.0.0.1:9/x"}})

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.config import ChannelApps, load_apps
+from bot.channels.config import ChannelApps, ChannelConfigError, load_apps
 from bot.channels.gateway import Gateway
 from bot.channels.kf import KfSync, sync_service_states
 from bot.outbound.dispatcher import Dispatcher
 from bot.outbound.platform import PlatformApi, corp_api, oa_api
 from bot.outbound.quota import SlidingLimit
-from bot.outbound.routing import Router, open_kfid_lookup
+from bot.outbound.routing import ROBOT, ROUTE_KINDS, WEBHOOK, Router, open_kfid_lookup
 from bot.outbound.sender import Sender
 from bot.outbound.senders import KfSender, OACustomSender, RobotSender, WebhookSender
 from bot.pipeline import Pipeline
@@ -113,14 +113,19 @@ def build_channels(settings: Settings, *, sessions: sessionmaker[Session], state
     }
     groups: dict[str, tuple[str, Sender]] = {}
     for chat_id, route in settings.outbound_routes.items():
-        kind, url = route.get("kind", "webhook"), route["url"]
-        groups[chat_id] = (kind, RobotSender(http, url) if kind == "robot"
+        kind, url = route.get("kind", WEBHOOK), route.get("url")
+        if kind not in ROUTE_KINDS or not url:
+            raise ChannelConfigError(
+                f"outbound route {chat_id!r}: needs a url and a kind of {sorted(ROUTE_KINDS)}"
+                f" (got kind {kind!r})")
+        groups[chat_id] = (kind, RobotSender(http, url) if kind == ROBOT
                            else WebhookSender(http, url))
     router = Router(oa=oa, default_oa=apps.default_wechat, kf=kf_senders, groups=groups)
     dispatcher = Dispatcher(
         sessions, router, SlidingLimit(state, settings.robot_per_minute),
         lease=settings.outbound_lease_seconds, max_attempts=settings.outbound_max_attempts,
-        interval=settings.outbound_interval,
+        interval=settings.outbound_interval, scripts=scripts,
+        policy=settings.escalation_policy(), bot_name=settings.bot_name,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="channel")
     gateway = Gateway(sessions, state, scripts, pipeline, settings, executor)
