@@ -415,3 +415,16 @@ def test_an_unknown_route_kind_refuses_to_start(
     with pytest.raises(ChannelConfigError, match="kind"):
         make_client(database_url=database_url, outbound_routes={
             "demo-family": {"kind": "private-robot", "url": "http://127.0.0.1:9/x"}})
+
+
+def test_the_webhook_answer_documents_that_to_is_for_one_member_alone(
+    client: TestClient, chat: Chat
+) -> None:
+    """The synchronous answer may carry a private reply: the bridge delivers it 1:1."""
+    out = chat.say(HOLDER, "下次保费什么时候交", at_bot=True)
+    private = [r for r in out["replies"] if r["to"] == HOLDER]
+    assert private
+    assert "CC2024000123" in private[0]["text"]
+    assert all("CC2024000123" not in r["text"] for r in out["replies"] if r["to"] is None)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["ReplyOut"]
+    assert "never posts it to the group" in schema["properties"]["to"]["description"]
