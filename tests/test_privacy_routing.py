@@ -216,6 +216,17 @@ def test_a_stranger_asking_is_named_neutrally_to_the_holder(chat: Chat) -> None:
     assert "http" not in prompt["text"]
 
 
+def test_what_escalation_says_about_a_ticket_names_whose_ticket_it_is(
+    client: TestClient, chat: Chat
+) -> None:
+    """The rating question after the wife's case is for 刘芳, not 王先生."""
+    ticket = chat.say(WIFE, "转人工", at_bot=True, sender_name="http://t.cn/x")["ticket_id"]
+    r = client.post(f"/api/v1/tickets/{ticket}/resolve", headers=login(client, AGENT))
+    assert r.status_code == 200, r.text
+    [ask] = [m.text for m in _out_rows(client, script_id="rating.ask")]
+    assert ask.startswith("刘芳，")
+
+
 @pytest.mark.parametrize(("name", "gender", "expected"), [
     ("王建国", "male", "王先生"),
     ("刘芳", "female", "刘女士"),
