@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     )
     wecom_apps: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description='WeCom apps as JSON: {"name": {"token", "aes_key", "corp_id", "secret"}}',
+        description='WeCom apps as JSON: {"name": {"token", "aes_key", "corp_id", "secret", '
+        '"agent_id"}}; with agent_id (a self-built app) replies for a corp member bound as '
+        '"wecom-user" go to them as app messages',
     )
     wechat_default_app: str | None = Field(
         default=None, description="the OA app that owns identities bound as channel 'wechat'"

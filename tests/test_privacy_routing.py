@@ -250,6 +250,7 @@ def test_safe_name_refuses_what_is_not_a_name() -> None:
 # -- 1. a reply addressed to one member never travels through a route that posts to the group --
 ROBOT_PATH, HOOK_PATH = "/cgi-bin/webhook/send", "/bridge/family"
 OA_SEND, KF_SEND = "/cgi-bin/message/custom/send", "/cgi-bin/kf/send_msg"
+APP_SEND = "/cgi-bin/message/send"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 DEMO_OA = {"token": "corecircle-demo-token", "aes_key": AES_KEY, "appid": "wxcorecircledemo0",
            "secret": "s3cret"}
@@ -405,6 +406,25 @@ def test_wecom_kf_carries_the_private_answer_beside_a_robot(
     assert _count(client, Ticket) == 0
 
 
+def test_a_wecom_app_message_carries_a_reply_for_a_corp_member(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    client = _routed(make_client, database_url, mockwx, "robot",
+                     wecom_apps={"corp": {**KF_APP, "agent_id": "1000002"}})
+    with transaction(sessions_of(client)) as s:
+        s.add(MemberIdentity(channel="wecom-user:corp", channel_user_id="LiNa",
+                             member_id=AGENT))
+        family = s.scalar(select(Circle).where(Circle.chat_id == "demo-family"))
+        queue(s, family, "王建国的保单CC2024000123明天到期", now=datetime.now(UTC), to=AGENT)
+    _dispatch(client, later=0)
+    [sent] = mockwx.sent(APP_SEND)
+    assert sent.body["touser"] == "LiNa"
+    assert sent.body["agentid"] == 1000002
+    assert "CC2024000123" in sent.body["text"]["content"]
+    assert _group_posts(mockwx) == []
+    assert [r.status for r in _out_rows(client, recipient_id=AGENT)] == ["sent"]
+
+
 def test_a_staff_only_support_circle_may_hear_a_note_for_one_of_its_staff(
     make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
 ) -> None:
@@ -420,12 +440,18 @@ def test_a_staff_only_support_circle_may_hear_a_note_for_one_of_its_staff(
     assert _count(client, Ticket) == 0
 
 
-def test_an_unknown_route_kind_refuses_to_start(
-    make_client: Callable[..., TestClient], database_url: str
+@pytest.mark.parametrize(("settings", "complaint"), [
+    ({"outbound_routes": {"demo-family": {"kind": "private-robot", "url": "http://x/y"}}},
+     "kind"),
+    ({"outbound_routes": {"demo-family": {"kind": "bridge"}}}, "url"),
+    ({"wecom_apps": {"corp": {**KF_APP, "agent_id": "abc"}}}, "AgentId"),
+])
+def test_a_route_that_cannot_say_what_it_reaches_refuses_to_start(
+    make_client: Callable[..., TestClient], database_url: str, settings: dict[str, Any],
+    complaint: str,
 ) -> None:
-    with pytest.raises(ChannelConfigError, match="kind"):
-        make_client(database_url=database_url, outbound_routes={
-            "demo-family": {"kind": "private-robot", "url": "http://127.0.0.1:9/x"}})
+    with pytest.raises(ChannelConfigError, match=complaint):
+        make_client(database_url=database_url, **settings)
 
 
 def test_the_webhook_answer_documents_that_to_is_for_one_member_alone(

@@ -36,6 +36,7 @@ class ChannelApp:
     aes_key: str | None = None
     secret: str | None = None
     mode: Mode = Mode.PLAIN
+    agent_id: str | None = None  # WeCom: the self-built app (AgentId) that sends app messages
 
     def __repr__(self) -> str:  # never print the token, key or secret, not even in an error
         return f"ChannelApp(name={self.name!r}, app_id={self.app_id!r}, mode={self.mode})"
@@ -79,7 +80,10 @@ def _app(kind: str, name: str, raw: dict[str, str], id_field: str) -> ChannelApp
         raise ChannelConfigError(f"{where}: WeCom callbacks are always encrypted; set aes_key")
     if aes_key and kind == "wechat" and not app_id:
         raise ChannelConfigError(f"{where}: encrypted mode needs {id_field}")
-    return ChannelApp(name, token, app_id, aes_key, raw.get("secret") or None, mode)
+    agent_id = (raw.get("agent_id") or "").strip() or None
+    if agent_id is not None and (kind != "wecom" or not agent_id.isdigit()):
+        raise ChannelConfigError(f"{where}: agent_id is a WeCom app's numeric AgentId")
+    return ChannelApp(name, token, app_id, aes_key, raw.get("secret") or None, mode, agent_id)
 
 
 def load_apps(settings: Settings) -> ChannelApps:

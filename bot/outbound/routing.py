@@ -1,8 +1,9 @@
 """Which sender carries an outbox row, and to whom: OpenID, kf external id, or the group route.
 
 A row addressed to one member (`recipient_id` set) travels only by a route that reaches that
-member alone: OA 客服 (identity `wechat`), 微信客服 (`wecom-kf`), or a group bridge that declares
-1:1 delivery (kind `bridge`, e.g. the web chat page's private panel). A group robot or a plain
+member alone: OA 客服 (identity `wechat`), 微信客服 (`wecom-kf`), a WeCom app message to a corp
+member (`wecom-user`, when the app has an AgentId), or a group bridge that declares 1:1
+delivery (kind `bridge`, e.g. the web chat page's private panel). A group robot or a plain
 group webhook posts to everyone, so it never carries one; with no 1:1 route the row is
 `Unreachable` and the dispatcher holds it. The one exception is a support circle: it holds
 only staff, so a note for one of them may go to that group when nothing else reaches them.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,7 +37,7 @@ class Route:
     to: str | None  # the channel user id, None for the group
     circle: str | None
     member_id: str | None  # our member (quota checks)
-    quota: str  # "oa" | "kf" | "robot" | "webhook" | "bridge"
+    quota: str  # "oa" | "kf" | "app" | "robot" | "webhook" | "bridge"
     limit_key: str | None = None  # rolling rate limit key (group robot)
 
 
@@ -53,6 +54,7 @@ class Router:
     default_oa: str | None
     kf: dict[str, Sender]  # wecom app name -> kf sender
     groups: dict[str, tuple[str, Sender]]  # chat_id -> (kind, sender)
+    apps: dict[str, Sender] = field(default_factory=dict)  # wecom app -> app-message sender
 
     def route(self, s: Session, row: Message) -> Route | Unreachable | None:
         """How this row goes; None when its circle has no group route (yet)."""
@@ -76,7 +78,7 @@ class Router:
                 chat_id: str | None) -> Route | None:
         """A route that reaches `member` alone: the row's own channel first, then any."""
         native = {"wechat": self._oa, "wecom": self._kf}.get(channel, self._bridge)
-        for way in (native, self._oa, self._kf, self._bridge):
+        for way in (native, self._oa, self._kf, self._app, self._bridge):
             found = way(s, member, chat_id)
             if found is not None:
                 return found
@@ -95,6 +97,19 @@ class Router:
         if group is None or group[0] not in PRIVATE_KINDS:
             return None
         return Route(group[1], member, chat_id, member, group[0])
+
+    def _app(self, s: Session, member: str, chat_id: str | None) -> Route | None:
+        """A WeCom app message: identity `wecom-user:<app>` (or `wecom-user`, the first app)."""
+        if not self.apps:
+            return None
+        channels = [f"wecom-user:{name}" for name in self.apps] + ["wecom-user"]
+        found = self._identity(s, member, channels)
+        if found is None:
+            return None
+        channel, userid = found
+        app = channel.split(":", 1)[1] if ":" in channel else next(iter(self.apps))
+        sender = self.apps.get(app)
+        return Route(sender, userid, chat_id, member, "app") if sender else None
 
     def _identity(self, s: Session, member: str, channels: list[str]) -> tuple[str, str] | None:
         row = s.execute(
