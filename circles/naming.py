@@ -17,9 +17,10 @@ COMPOUND_SURNAMES = frozenset({
     "太史", "申屠", "钟离", "呼延", "单于", "西门", "百里", "东郭", "南门", "羊舌", "第五",
 })
 TITLES = {"male": "先生", "female": "女士"}
-_CHINESE_NAME = re.compile(r"[\u4e00-\u9fff]{2,4}|[\u4e00-\u9fff]{1,8}·[\u4e00-\u9fff]{1,8}")
-_LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z .'-]{0,38}[A-Za-z.]")
-_LINKISH = re.compile(r"://|www\.|\.(?:com|cn|net|org|top|xyz|cc|io)\b|@", re.IGNORECASE)
+# Letters (Chinese or Latin), the middle dot of transliterated names, spaces and brackets:
+# 王建国, 买买提·艾力, Anna Lee, 理赔专员小吴（外聘）. Digits, links and @ never pass.
+_NAME = re.compile(r"[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z·・ .'\-（）()]{0,23}")
+_LINKISH = re.compile(r"://|www\.|[A-Za-z0-9][.。][A-Za-z]|@", re.IGNORECASE)  # evil.shop
 _DIGITS = re.compile(r"[0-9０-９]")
 _SURNAMED = re.compile(r"[\u4e00-\u9fff]{2,4}")  # 王建国, 欧阳娜娜: a surname can be told
 
@@ -32,9 +33,7 @@ def safe_name(name: str | None) -> str | None:
     text = strip_controls(name or "").strip()
     if not text or _DIGITS.search(text) or _LINKISH.search(text):
         return None
-    if _CHINESE_NAME.fullmatch(text) or _LATIN_NAME.fullmatch(text):
-        return text
-    return None
+    return text if _NAME.fullmatch(text) else None
 
 
 def surname(name: str) -> str:

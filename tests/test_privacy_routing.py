@@ -130,6 +130,7 @@ def test_matter_circle_never_relays_a_private_message(client: TestClient) -> Non
         relayed = list(s.scalars(select(Message).where(Message.script_id == "matter.relay")))
     assert {m.recipient_id for m in relayed} == {HOLDER, AGENT}
     assert all("CC2024000123" not in m.text for m in relayed)
+    assert all(m.text.startswith("理赔专员小吴（专员）") for m in relayed)
 
 
 # -- 4. only the holder (or an authorized member) starts a change on the holder's policies -----
@@ -243,7 +244,10 @@ def test_polite_name(name: str, gender: str | None, expected: str | None) -> Non
 
 def test_safe_name_refuses_what_is_not_a_name() -> None:
     assert safe_name("买买提·艾力") == "买买提·艾力"
-    for bad in ("ＩＤ１１０１０１", "王\u200b建国110", "刘芳 www.a.top", "a@b", "x" * 60):
+    assert safe_name("理赔专员小吴（外聘）") == "理赔专员小吴（外聘）"
+    assert safe_name("Anna M. Lee") == "Anna M. Lee"
+    for bad in ("ＩＤ１１０１０１", "王\u200b建国110", "刘芳 www.a.top", "a@b", "x" * 60,
+                "客服 evil.shop", "王建国 t。cn"):
         assert safe_name(bad) is None, bad
 
 
