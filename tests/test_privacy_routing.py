@@ -77,6 +77,16 @@ def test_every_answer_to_a_private_message_goes_to_its_sender_alone(
     assert not [r for r in rows if r.recipient_id is None], "nothing said to the group"
 
 
+def test_a_stranger_writing_privately_is_answered_privately_even_on_a_retry(
+    client: TestClient, chat: Chat
+) -> None:
+    first = chat.say("stranger-9", "你好", private=True, msg_id="stranger-private-1")
+    assert [r["to"] for r in first["replies"]] == ["stranger-9"]
+    again = chat.say("stranger-9", "你好", private=True, msg_id="stranger-private-1")
+    assert all(r["to"] is not None for r in again["replies"])
+    assert _out_rows(client) == [], "nothing stored that would read as said to the group"
+
+
 def test_a_private_refusal_tells_the_holder_it_was_asked_privately(chat: Chat) -> None:
     out = chat.say(WIFE, "下次保费什么时候交", private=True)
     [prompt] = [r for r in out["replies"] if r["to"] == HOLDER]
