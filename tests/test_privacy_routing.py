@@ -401,6 +401,21 @@ def test_oa_customer_service_carries_the_private_answer_beside_a_robot(
     assert _count(client, Ticket) == 0
 
 
+def test_a_closed_oa_window_is_no_route_for_a_group_answer(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    """He follows the OA but has not written to it for days: OA may not write to him, so the
+    answer is held and the group hears that the agent will be in touch, not "sent"."""
+    client = _routed(make_client, database_url, mockwx, "robot", wechat_apps={"demo": DEMO_OA})
+    _holder_asks_unaddressed(client)
+    _dispatch(client)
+    assert mockwx.sent(OA_SEND) == []
+    [note] = _group_posts(mockwx)
+    assert "私下联系您" in note
+    assert [r.status for r in _out_rows(client, recipient_id=HOLDER)] == ["private_held"]
+    assert _count(client, Ticket, Ticket.reason == "private_undeliverable") == 1
+
+
 def test_wecom_kf_carries_the_private_answer_beside_a_robot(
     make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
 ) -> None:

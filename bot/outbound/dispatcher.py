@@ -139,7 +139,7 @@ class Dispatcher:
         with transaction(self.sessions) as s:
             row = s.get(Message, row_id)
             assert row is not None
-            route = self.router.route(s, row)
+            route = self.router.route(s, row, now)
             text = row.text
             if isinstance(route, Unreachable):
                 return self._hold_private(row_id, fence, now)
@@ -148,7 +148,7 @@ class Dispatcher:
                              next_attempt_at=now + NO_ROUTE_DELAY,
                              last_error="no outbound route for this circle/recipient")
                 return 0
-            if self._private_answer_unreachable(s, row):
+            if self._private_answer_unreachable(s, row, now):
                 self._finish(row_id, fence, CLAIMED, status=Delivery.CANCELLED,
                              last_error="its private answer has no 1:1 route; not said")
                 return 1
@@ -232,7 +232,7 @@ class Dispatcher:
         return service_window(s, member_id=route.member_id, channel=channel, now=now,
                               max_sends=KF_MAX_PER_WINDOW if route.quota == "kf" else None)
 
-    def _private_answer_unreachable(self, s: Session, row: Message) -> bool:
+    def _private_answer_unreachable(self, s: Session, row: Message, now: datetime) -> bool:
         """A group note saying "sent to you privately" whose private answer cannot go."""
         if row.recipient_id is not None or row.reply_to_id is None or not _claims_private(
                 row.script_id):
@@ -242,7 +242,8 @@ class Dispatcher:
             Message.direction == Direction.OUT, Message.recipient_id.is_not(None),
             Message.status.in_((QUEUED, Delivery.HELD, CLAIMED, Delivery.PRIVATE_HELD))))
         return any(sib.status == Delivery.PRIVATE_HELD
-                   or isinstance(self.router.route(s, sib), Unreachable) for sib in siblings)
+                   or isinstance(self.router.route(s, sib, now), Unreachable)
+                   for sib in siblings)
 
     def _hold_private(self, row_id: int, fence: int, now: datetime) -> int:
         """No route reaches the member alone: held, and the agent takes it from here."""

@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.outbound.quota import service_window
 from bot.outbound.sender import Sender
 from storage.enums import CircleKind
 from storage.models import ChannelCursor, Circle, MemberIdentity, Message
@@ -29,6 +31,7 @@ WEBHOOK = "webhook"  # a bridge that posts to the whole group
 BRIDGE = "bridge"  # a bridge that delivers a message with `to` to that member alone
 ROUTE_KINDS = frozenset({ROBOT, WEBHOOK, BRIDGE})
 PRIVATE_KINDS = frozenset({BRIDGE})
+WINDOW_CHANNELS = {"oa": "wechat", "kf": "wecom"}  # 1:1 routes open 48 h after a message
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Router:
     groups: dict[str, tuple[str, Sender]]  # chat_id -> (kind, sender)
     apps: dict[str, Sender] = field(default_factory=dict)  # wecom app -> app-message sender
 
-    def route(self, s: Session, row: Message) -> Route | Unreachable | None:
+    def route(self, s: Session, row: Message,
+              now: datetime | None = None) -> Route | Unreachable | None:
         """How this row goes; None when its circle has no group route (yet)."""
         circle = s.get(Circle, row.circle_id) if row.circle_id else None
         chat_id = circle.chat_id if circle else None
@@ -65,7 +69,7 @@ class Router:
             # An OA/kf conversation is 1:1: "the group" is the person who wrote.
             member = s.scalar(select(Message.sender_id).where(Message.id == row.reply_to_id))
         if member:
-            found = self.private(s, row.channel, member, chat_id)
+            found = self.private(s, row.channel, member, chat_id, now)
             if found is not None:
                 return found
             if row.recipient_id is None:
@@ -74,13 +78,22 @@ class Router:
                 return Unreachable(member)
         return self._group(chat_id, row.recipient_id)
 
-    def private(self, s: Session, channel: str, member: str,
-                chat_id: str | None) -> Route | None:
-        """A route that reaches `member` alone: the row's own channel first, then any."""
+    def private(self, s: Session, channel: str, member: str, chat_id: str | None,
+                now: datetime | None = None) -> Route | None:
+        """A route that reaches `member` alone: the row's own channel first, then any.
+
+        OA 客服 and 微信客服 may write only within 48 h of the member's last message there: for
+        a row from elsewhere (a group), a closed window means that way is not open, and the
+        next is tried. In the member's own OA/kf conversation the window ladder of the
+        dispatcher decides."""
         native = {"wechat": self._oa, "wecom": self._kf}.get(channel, self._bridge)
         for way in (native, self._oa, self._kf, self._app, self._bridge):
             found = way(s, member, chat_id)
-            if found is not None:
+            if found is None:
+                continue
+            own = WINDOW_CHANNELS.get(found.quota)
+            if own is None or own == channel or now is None or service_window(
+                    s, member_id=member, channel=own, now=now, max_sends=None) is None:
                 return found
         return None
 
