@@ -416,6 +416,28 @@ def test_a_closed_oa_window_is_no_route_for_a_group_answer(
     assert _count(client, Ticket, Ticket.reason == "private_undeliverable") == 1
 
 
+def test_a_message_for_the_holder_from_the_wifes_oa_chat_needs_his_own_open_window(
+    make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
+) -> None:
+    """The wife wrote to the OA (her window is open); the prompt for the holder cannot ride
+    her window: with his closed, it is held and he hears the agent will be in touch."""
+    client = _routed(make_client, database_url, mockwx, "robot", wechat_apps={"demo": DEMO_OA})
+    now = datetime.now(UTC)
+    with transaction(sessions_of(client)) as s:
+        asked = Message(circle_id=1, direction="in", channel="wechat", channel_msg_id="oa-w1",
+                        sender_id=WIFE, text="下次保费什么时候交", created_at=now)
+        s.add(asked)
+        s.flush()
+        s.add(Message(circle_id=1, direction="out", channel="wechat", recipient_id=HOLDER,
+                      reply_to_id=asked.id, text="王先生您好，刘芳刚刚在私聊中问到了您的保单信息",
+                      script_id="privacy.holder_authorize_prompt", status="queued",
+                      created_at=now))
+    _dispatch(client, later=0)
+    assert mockwx.sent(OA_SEND) == []
+    assert [r.status for r in _out_rows(client, recipient_id=HOLDER)] == ["private_held"]
+    assert ["私下联系您" in t for t in _group_posts(mockwx)] == [True]
+
+
 def test_wecom_kf_carries_the_private_answer_beside_a_robot(
     make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
 ) -> None:

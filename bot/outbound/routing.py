@@ -64,12 +64,14 @@ class Router:
         """How this row goes; None when its circle has no group route (yet)."""
         circle = s.get(Circle, row.circle_id) if row.circle_id else None
         chat_id = circle.chat_id if circle else None
-        member = row.recipient_id
-        if member is None and row.channel in ("wechat", "wecom") and row.reply_to_id:
+        writer = None
+        if row.channel in ("wechat", "wecom") and row.reply_to_id:
             # An OA/kf conversation is 1:1: "the group" is the person who wrote.
-            member = s.scalar(select(Message.sender_id).where(Message.id == row.reply_to_id))
+            writer = s.scalar(select(Message.sender_id).where(Message.id == row.reply_to_id))
+        member = row.recipient_id or writer
         if member:
-            found = self.private(s, row.channel, member, chat_id, now)
+            found = self.private(s, row.channel, member, chat_id, now,
+                                 conversation=member == writer)
             if found is not None:
                 return found
             if row.recipient_id is None:
@@ -79,20 +81,20 @@ class Router:
         return self._group(chat_id, row.recipient_id)
 
     def private(self, s: Session, channel: str, member: str, chat_id: str | None,
-                now: datetime | None = None) -> Route | None:
+                now: datetime | None = None, *, conversation: bool = False) -> Route | None:
         """A route that reaches `member` alone: the row's own channel first, then any.
 
         OA 客服 and 微信客服 may write only within 48 h of the member's last message there: for
-        a row from elsewhere (a group), a closed window means that way is not open, and the
-        next is tried. In the member's own OA/kf conversation the window ladder of the
-        dispatcher decides."""
+        anything but the member's own OA/kf conversation (`conversation`, where the window
+        ladder of the dispatcher decides), a closed window means that way is not open, and
+        the next is tried."""
         native = {"wechat": self._oa, "wecom": self._kf}.get(channel, self._bridge)
         for way in (native, self._oa, self._kf, self._app, self._bridge):
             found = way(s, member, chat_id)
             if found is None:
                 continue
             own = WINDOW_CHANNELS.get(found.quota)
-            if own is None or own == channel or now is None or service_window(
+            if own is None or (conversation and own == channel) or now is None or service_window(
                     s, member_id=member, channel=own, now=now, max_sends=None) is None:
                 return found
         return None
