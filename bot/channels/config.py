@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.outbound.routing import ROUTE_KINDS, WEBHOOK
 from bot.settings import Settings
 
 AES_KEY = re.compile(r"^[A-Za-z0-9+/]{43}$")
@@ -86,8 +87,19 @@ def _app(kind: str, name: str, raw: dict[str, str], id_field: str) -> ChannelApp
     return ChannelApp(name, token, app_id, aes_key, raw.get("secret") or None, mode, agent_id)
 
 
+def _check_routes(settings: Settings) -> None:
+    """Each group route says what it reaches: a private reply may ride only a `bridge`."""
+    for chat_id, route in settings.outbound_routes.items():
+        kind = route.get("kind", WEBHOOK)
+        if kind not in ROUTE_KINDS or not route.get("url"):
+            raise ChannelConfigError(
+                f"outbound route {chat_id!r}: needs a url and a kind of {sorted(ROUTE_KINDS)}"
+                f" (got kind {kind!r})")
+
+
 def load_apps(settings: Settings) -> ChannelApps:
-    """Every configured app, checked; raises ChannelConfigError naming the bad one."""
+    """Every configured app and route, checked; raises ChannelConfigError naming the bad one."""
+    _check_routes(settings)
     wechat = {n: _app("wechat", n, raw, "appid") for n, raw in settings.wechat_apps.items()}
     wecom = {n: _app("wecom", n, raw, "corp_id") for n, raw in settings.wecom_apps.items()}
     if settings.demo and DEMO_APP not in wechat:

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.config import ChannelApps, ChannelConfigError, load_apps
+from bot.channels.config import ChannelApps, load_apps
 from bot.channels.gateway import Gateway
 from bot.channels.kf import KfSync, sync_service_states
 from bot.outbound.dispatcher import Dispatcher
 from bot.outbound.platform import PlatformApi, corp_api, oa_api
 from bot.outbound.quota import SlidingLimit
-from bot.outbound.routing import ROBOT, ROUTE_KINDS, WEBHOOK, Router, open_kfid_lookup
+from bot.outbound.routing import ROBOT, WEBHOOK, Router, open_kfid_lookup
 from bot.outbound.sender import Sender
 from bot.outbound.senders import (
     AppMessageSender,
@@ -123,11 +123,7 @@ def build_channels(settings: Settings, *, sessions: sessionmaker[Session], state
     }
     groups: dict[str, tuple[str, Sender]] = {}
     for chat_id, route in settings.outbound_routes.items():
-        kind, url = route.get("kind", WEBHOOK), route.get("url")
-        if kind not in ROUTE_KINDS or not url:
-            raise ChannelConfigError(
-                f"outbound route {chat_id!r}: needs a url and a kind of {sorted(ROUTE_KINDS)}"
-                f" (got kind {kind!r})")
+        kind, url = route.get("kind", WEBHOOK), route["url"]  # checked by load_apps
         groups[chat_id] = (kind, RobotSender(http, url) if kind == ROBOT
                            else WebhookSender(http, url))
     router = Router(oa=oa, default_oa=apps.default_wechat, kf=kf_senders, groups=groups,
