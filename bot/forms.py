@@ -18,13 +18,20 @@ from escalation import followups
 from escalation.tickets import handoff_notices, open_ticket
 from storage import formats as fmt
 from storage.enums import FollowUpKind, Priority
+from storage.models import AuditEvent
 from storage.pii import find_pii, mask
 
 log = logging.getLogger(__name__)
 
 
+# Changes to the holder's policies: only the holder, or a member they authorized, may ask.
+HOLDER_ONLY = frozenset({"change.beneficiary", "change.bank_account", "change.contact"})
+
+
 def dialog(turn: Turn) -> Result:
     """Open the form for this intent; the opening message may already answer a slot."""
+    if not _may_start(turn, turn.parse.intent):
+        return _refuse_change(turn, turn.parse.intent)
     return _form_result(turn, _form_runner(turn).start(turn.parse.intent, _form_message(turn)))
 
 
@@ -43,6 +50,9 @@ def _sealed_answers(turn: Turn, slots: dict[str, Any], before: Any) -> dict[str,
 def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
     """The member who started the form spoke again: an answer, a cancel, or chatter."""
     intent = pending["intent"]
+    if not _may_start(turn, intent):
+        forget(turn)
+        return _refuse_change(turn, intent)
     if pending.get("lost") == "unavailable":
         # The state store is down: nothing can be collected, so the agent takes it from here.
         return _form_handoff(turn, intent, {"answer": turn.row.text})
@@ -60,7 +70,29 @@ def cancels_form(turn: Turn) -> bool:
     return is_cancel(turn.inbound.text)
 
 
+def _may_start(turn: Turn, intent: str) -> bool:
+    speaker = turn.speaker
+    return intent not in HOLDER_ONLY or (
+        speaker.member_id is not None and speaker.may_see_policy_data)
+
+
+def _refuse_change(turn: Turn, intent: str) -> Result:
+    """Kindly, with how the holder can do it; nothing is opened, the attempt is audited."""
+    turn.session.add(AuditEvent(
+        kind="change_form_refused", actor_id=turn.speaker.member_id or turn.inbound.sender_id,
+        circle_id=turn.circle.id, subject=intent, data={"message_id": turn.row.id},
+        created_at=turn.now,
+    ))
+    spec = turn.scripts.intents.get(intent)
+    return Result([turn.say("form.holder_only", intent_zh=spec.zh if spec else intent)])
+
+
 def _form_runner(turn: Turn) -> FormRunner:
+    """Policy numbers are checked against the holder's only for someone who may see them: to
+    anyone else every well-formed number is taken alike (the agent checks it), so the answer
+    never tells whether a number belongs to the holder."""
+    if turn.speaker.member_id is None or not turn.speaker.may_see_policy_data:
+        return FormRunner(policies=None)
     return FormRunner(policies=SqlPolicyBook(turn.session, turn.circle.customer_id))
 
 

@@ -52,7 +52,10 @@ def complaint_risk(turn: Turn) -> Risk:
 
 
 def relay(turn: Turn) -> list[Reply]:
-    """In a matter circle, each member's words reach every other member (masked)."""
+    """In a matter circle, each member's group words reach every other member (masked); a
+    member's private message to the bot is theirs alone and is never relayed."""
+    if turn.inbound.private:
+        return []
     targets = matter.relay_targets(turn.session, turn.circle, turn.speaker.member_id)
     role = turn.label("role", turn.speaker.role) if turn.speaker.role else ""
     return [

@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ from escalation.tickets import handoff_notices, open_ticket
 from storage import wakeups
 from storage.db import transaction
 from storage.enums import Delivery, Direction, Role
-from storage.models import Circle, Message, Ticket
+from storage.models import Circle, Member, Message, Ticket
 from storage.pii import find_pii, mask
 from storage.scripts import Action, ScriptLibrary
 from storage.state import LocalLocks, LockNotAcquired, StateStore, StateUnavailable
@@ -116,8 +116,9 @@ class Pipeline:
                 raise
             except Exception as exc:  # any bug must become a handoff, never a lost message
                 raise _BotFailure(exc) from exc
-            # 7. persist every reply and notice with the script that produced it
-            replies = tuple(result.replies)
+            # 7. persist every reply and notice with the script that produced it; a private
+            # message is answered privately, always to its sender
+            replies = _answer_privately(msg, speaker, result.replies)
             if result.held_until is not None:
                 for reply in replies:
                     _persist_outbound(s, row, circle, reply, self.clock(), status=Delivery.HELD,
@@ -337,7 +338,8 @@ class Pipeline:
                 {"agent_name": display_name(s, circle.agent_id, self.scripts.default("agent_name")),
                  "bot_name": self.settings.bot_name},
             )
-            replies = (Reply(rendered.text, None, rendered.script_id, rendered.version),)
+            replies = _answer_privately(
+                msg, speaker, [Reply(rendered.text, None, rendered.script_id, rendered.version)])
             _persist_replies(s, row, circle, replies, now, deliver=deliver)
             self.metrics.tickets.labels("bot_error").inc()
             return Outcome(row.id, replies, None, None, ticket.id, spoke_because="error")
@@ -404,6 +406,18 @@ def _replay(s: Session, prior: Message) -> Outcome:
     return Outcome(prior.id, replies, prior.intent, prior.confidence, ticket_id, duplicate=True)
 
 
+def _answer_privately(
+    msg: InboundMessage, speaker: Speaker, replies: Iterable[Reply]
+) -> tuple[Reply, ...]:
+    """A message sent privately is answered privately: whatever would have gone to the whole
+    group goes to its sender instead. Replies already addressed to someone (the holder's
+    authorization prompt) keep their recipient."""
+    if not msg.private:
+        return tuple(replies)
+    to = speaker.member_id or msg.sender_id
+    return tuple(r if r.to is not None else replace(r, to=to) for r in replies)
+
+
 def _receive(
     s: Session, msg: InboundMessage, now: datetime, parse: Parse | None = None
 ) -> tuple[Circle, Speaker, Message]:
@@ -466,6 +480,12 @@ def _persist_outbound(
     status: str,
     due: datetime | None = None,
 ) -> None:
+    if reply.to is not None and s.get(Member, reply.to) is None:
+        # A private answer to a sender we hold no member for (a stranger writing privately):
+        # only the caller's own response carries it. It is not stored, since a row without
+        # its recipient would read as said to the group (a retry then gets no replies).
+        log.info("private reply to non-member sender not stored (script %s)", reply.script_id)
+        return
     s.add(
         Message(
             circle_id=circle.id,
@@ -485,8 +505,6 @@ def _persist_outbound(
     )
     if status in (Delivery.QUEUED, Delivery.HELD):
         wakeups.announce(s, due or now)  # the dispatcher wakes for it after the commit
-
-
 
 
 def _storable(text: str) -> str:

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from bot.actions import Result
+from bot.messages import Reply
 from bot.turn import Turn
+from circles import naming
 from circles.membership import holder_member_id
 from storage import formats as fmt
 from storage.enums import TicketStatus
@@ -149,5 +151,16 @@ def _refuse_disclosure(turn: Turn) -> Result:
     replies = [turn.say(f"{turn.parse.intent}.not_authorized")]
     holder = holder_member_id(turn.session, turn.circle)
     if holder and holder != turn.speaker.member_id:
-        replies.append(turn.say("privacy.holder_authorize_prompt", to=holder))
+        replies.append(holder_authorize_prompt(turn, holder))
     return Result(replies)
+
+
+def holder_authorize_prompt(turn: Turn, holder: str) -> Reply:
+    """Privately to the holder: who asked (by their profile name) and where; nothing more."""
+    asker = naming.profile_name(turn.session, turn.speaker.member_id)
+    return turn.say(
+        "privacy.holder_authorize_prompt", to=holder,
+        honorific=turn.address_of(holder),
+        speaker_name=asker or turn.label("defaults", "someone"),
+        asked_where=turn.label("asked_where", "private" if turn.inbound.private else "group"),
+    )

@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     )
     wecom_apps: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description='WeCom apps as JSON: {"name": {"token", "aes_key", "corp_id", "secret"}}',
+        description='WeCom apps as JSON: {"name": {"token", "aes_key", "corp_id", "secret", '
+        '"agent_id"}}; with agent_id (a self-built app) replies for a corp member bound as '
+        '"wecom-user" go to them as app messages',
     )
     wechat_default_app: str | None = Field(
         default=None, description="the OA app that owns identities bound as channel 'wechat'"
@@ -110,7 +112,9 @@ class Settings(BaseSettings):
     wechat_ts_window: int = Field(default=300, ge=30, description="accepted clock skew, seconds")
     outbound_routes: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description='group delivery per chat_id: {"chat": {"kind": "robot"|"webhook", "url"}}',
+        description='delivery per chat_id: {"chat": {"kind", "url"}}; kind "robot" (WeCom group '
+        'robot) and "webhook" post to the whole group, "bridge" is a webhook bridge that also '
+        'delivers a message with "to" to that member alone (e.g. the web chat private panel)',
     )
     outbound_dispatch: bool | None = Field(
         default=None, description="run the outbox dispatcher; default: when anything is configured"

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.messages import InboundMessage, Reply
 from bot.nlu.engine import Parse
 from bot.settings import Settings
+from circles import naming
 from circles.membership import Speaker
 from escalation.notify import display_name
 from storage.models import Circle, Message
@@ -32,22 +33,25 @@ class Turn:
     now: datetime
 
     def variables(self, **extra: Any) -> dict[str, Any]:
+        """People are named from their profiles, never from the channel's `sender_name`."""
         customer = self.circle.customer
-        honorific = (
-            customer.honorific
-            if self.speaker.is_holder and customer
-            else self.speaker.display_name
-        )
         return {
             "bot_name": self.settings.bot_name,
             "agent_name": display_name(
                 self.session, self.circle.agent_id, self.scripts.default("agent_name")
             ),
             "customer_name": customer.name if customer else "",
-            "honorific": honorific,
-            "speaker_name": self.speaker.display_name,
+            "honorific": self.address_of(self.speaker.member_id),
+            "speaker_name": self.name_of(self.speaker.member_id),
             **extra,
         }
+
+    def address_of(self, member_id: str | None) -> str:
+        """王先生 / 刘芳, or a kind neutral form for someone without a fit profile name."""
+        return naming.address(self.session, member_id) or self.scripts.default("person")
+
+    def name_of(self, member_id: str | None) -> str:
+        return naming.profile_name(self.session, member_id) or self.scripts.default("person")
 
     def say(self, script_id: str, to: str | None = None, **extra: Any) -> Reply:
         """Render a script for this turn; variants rotate by message id so tone varies."""

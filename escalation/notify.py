@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from circles.naming import address
 from storage import wakeups
 from storage.enums import CircleKind, CircleStatus, Direction
 from storage.models import Circle, Member, Message, Ticket
@@ -104,9 +105,11 @@ def ticket_variables(
         "priority_label": scripts.label("priority", ticket.priority),
         "circle_name": circle.name,
         "customer_name": customer.name if customer else circle.name,
-        "honorific": customer.honorific if customer else scripts.default("honorific"),
+        # the person the ticket is about, by their profile (the wife is not 王先生)
+        "honorific": address(session, ticket.member_id)
+        or (customer.honorific if customer else scripts.default("honorific")),
         "agent_name": display_name(session, agent_id, scripts.default("agent_name")),
-        "intent_zh": intent.zh if intent else ticket.reason,
+        "intent_zh": intent.zh if intent else scripts.label("ticket_reason", ticket.reason),
         "excerpt": mask(ticket.summary)[:EXCERPT_CHARS],
         **extra,
     }

@@ -101,6 +101,9 @@ class Delivery(StrEnum):
     CANCELLED = "cancelled"
     WINDOW_CLOSED = "window_closed"
     NEEDS_HUMAN = "needs_human"
+    # addressed to one member and no route reaches them alone: never sent to the group; the
+    # member is told the agent will contact them, and the agent gets a ticket
+    PRIVATE_HELD = "private_held"
     UNKNOWN = "unknown"
 
 

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.outbound.routing import ROUTE_KINDS, WEBHOOK
 from bot.settings import Settings
 
 AES_KEY = re.compile(r"^[A-Za-z0-9+/]{43}$")
@@ -36,6 +37,7 @@ class ChannelApp:
     aes_key: str | None = None
     secret: str | None = None
     mode: Mode = Mode.PLAIN
+    agent_id: str | None = None  # WeCom: the self-built app (AgentId) that sends app messages
 
     def __repr__(self) -> str:  # never print the token, key or secret, not even in an error
         return f"ChannelApp(name={self.name!r}, app_id={self.app_id!r}, mode={self.mode})"
@@ -79,11 +81,25 @@ def _app(kind: str, name: str, raw: dict[str, str], id_field: str) -> ChannelApp
         raise ChannelConfigError(f"{where}: WeCom callbacks are always encrypted; set aes_key")
     if aes_key and kind == "wechat" and not app_id:
         raise ChannelConfigError(f"{where}: encrypted mode needs {id_field}")
-    return ChannelApp(name, token, app_id, aes_key, raw.get("secret") or None, mode)
+    agent_id = (raw.get("agent_id") or "").strip() or None
+    if agent_id is not None and (kind != "wecom" or not agent_id.isdigit()):
+        raise ChannelConfigError(f"{where}: agent_id is a WeCom app's numeric AgentId")
+    return ChannelApp(name, token, app_id, aes_key, raw.get("secret") or None, mode, agent_id)
+
+
+def _check_routes(settings: Settings) -> None:
+    """Each group route says what it reaches: a private reply may ride only a `bridge`."""
+    for chat_id, route in settings.outbound_routes.items():
+        kind = route.get("kind", WEBHOOK)
+        if kind not in ROUTE_KINDS or not route.get("url"):
+            raise ChannelConfigError(
+                f"outbound route {chat_id!r}: needs a url and a kind of {sorted(ROUTE_KINDS)}"
+                f" (got kind {kind!r})")
 
 
 def load_apps(settings: Settings) -> ChannelApps:
-    """Every configured app, checked; raises ChannelConfigError naming the bad one."""
+    """Every configured app and route, checked; raises ChannelConfigError naming the bad one."""
+    _check_routes(settings)
     wechat = {n: _app("wechat", n, raw, "appid") for n, raw in settings.wechat_apps.items()}
     wecom = {n: _app("wecom", n, raw, "corp_id") for n, raw in settings.wecom_apps.items()}
     if settings.demo and DEMO_APP not in wechat:

@@ -16,9 +16,15 @@ from bot.channels.kf import KfSync, sync_service_states
 from bot.outbound.dispatcher import Dispatcher
 from bot.outbound.platform import PlatformApi, corp_api, oa_api
 from bot.outbound.quota import SlidingLimit
-from bot.outbound.routing import Router, open_kfid_lookup
+from bot.outbound.routing import ROBOT, WEBHOOK, Router, open_kfid_lookup
 from bot.outbound.sender import Sender
-from bot.outbound.senders import KfSender, OACustomSender, RobotSender, WebhookSender
+from bot.outbound.senders import (
+    AppMessageSender,
+    KfSender,
+    OACustomSender,
+    RobotSender,
+    WebhookSender,
+)
 from bot.pipeline import Pipeline
 from bot.settings import Settings
 from storage.scripts import ScriptLibrary
@@ -111,17 +117,23 @@ def build_channels(settings: Settings, *, sessions: sessionmaker[Session], state
     kf_senders: dict[str, Sender] = {
         name: KfSender(api, open_kfid_lookup(sessions)) for name, api in corp_apis.items()
     }
+    app_senders: dict[str, Sender] = {
+        name: AppMessageSender(corp_apis[name], app.agent_id)
+        for name, app in apps.wecom.items() if app.agent_id and name in corp_apis
+    }
     groups: dict[str, tuple[str, Sender]] = {}
     for chat_id, route in settings.outbound_routes.items():
-        kind, url = route.get("kind", "webhook"), route["url"]
-        groups[chat_id] = (kind, RobotSender(http, url) if kind == "robot"
+        kind, url = route.get("kind", WEBHOOK), route["url"]  # checked by load_apps
+        groups[chat_id] = (kind, RobotSender(http, url) if kind == ROBOT
                            else WebhookSender(http, url))
-    router = Router(oa=oa, default_oa=apps.default_wechat, kf=kf_senders, groups=groups)
+    router = Router(oa=oa, default_oa=apps.default_wechat, kf=kf_senders, groups=groups,
+                    apps=app_senders)
     dispatcher = Dispatcher(
         sessions, router, SlidingLimit(state, settings.robot_per_minute),
         lease=settings.outbound_lease_seconds, max_attempts=settings.outbound_max_attempts,
         interval=settings.outbound_interval, scripts=scripts,
         give_up=settings.outbound_give_up_minutes * 60,
+        policy=settings.escalation_policy(), bot_name=settings.bot_name,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="channel")
     gateway = Gateway(sessions, state, scripts, pipeline, settings, executor)

@@ -11,6 +11,12 @@ A long text goes as numbered parts. After each delivered part the count is writt
 to `channel_cursors` (channel "outbox-parts", key = the row id), so a retry after a failure
 on part k resumes at part k: the customer never gets parts 1..k-1 twice.
 
+A row addressed to one member goes only by a route that reaches that member alone
+(bot/outbound/routing.py). With none, it is held (`private_held`), never sent to the group:
+the member hears in the group that the agent will contact them, and the agent gets a ticket
+(escalation/private_hold.py). A group note claiming the answer "was sent privately" is not
+said when its private answer cannot be.
+
 A group robot is held to its rolling limit (20 a minute): what cannot go now is put back with
 `next_attempt_at` when a slot frees (the attempt does not count), and every later row for the
 same robot waits too, so the order is kept. A 45009 from the robot pauses it for a minute.
@@ -33,11 +39,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.outbound.quota import KF_MAX_PER_WINDOW, SlidingLimit, service_window
-from bot.outbound.routing import Route, Router
+from bot.outbound.routing import Route, Router, Unreachable
 from bot.outbound.sender import FREQUENCY_LIMIT, QUOTA_USED_UP, WINDOW_CLOSED, PartDone, SendResult
 from bot.outbound.split import split_text
+from escalation import private_hold
 from escalation.events import record as record_event
 from escalation.notify import tell_support
+from escalation.policy import EscalationPolicy
 from escalation.tickets import open_ticket
 from storage import outbox, wakeups
 from storage.db import transaction
@@ -65,6 +73,12 @@ MESSAGES = Outbox(
 )
 
 
+def _claims_private(script_id: str | None) -> bool:
+    """The group notes that tell a member their answer went to them privately."""
+    return bool(script_id) and (
+        str(script_id).endswith(".group_note") or script_id == "privacy.sent_privately")
+
+
 def backoff(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s ... at most 5 min, each +/- 20 % so workers do not retry in step."""
     return outbox.backoff(attempts, base=5.0, cap=300.0)
@@ -74,9 +88,12 @@ class Dispatcher:
     def __init__(self, sessions: sessionmaker[Session], router: Router, limiter: SlidingLimit,
                  *, lease: float = 30.0, max_attempts: int = 6, interval: float = 1.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 scripts: ScriptLibrary | None = None, give_up: float = 3600.0) -> None:
+                 scripts: ScriptLibrary | None = None, policy: EscalationPolicy | None = None,
+                 bot_name: str = "小助手", give_up: float = 3600.0) -> None:
         self.sessions, self.router, self.limiter = sessions, router, limiter
-        self.scripts = scripts  # for the support-circle notice when a person must step in
+        # for held private replies and the support-circle notice when a person must step in
+        self.scripts = scripts or ScriptLibrary()
+        self.policy, self.bot_name = policy or EscalationPolicy(), bot_name
         self.give_up = timedelta(seconds=give_up)
         self.lease, self.max_attempts = timedelta(seconds=lease), max_attempts
         self.interval, self.clock = interval, clock
@@ -173,13 +190,19 @@ class Dispatcher:
         with transaction(self.sessions) as s:
             row = s.get(Message, row_id)
             assert row is not None
-            route = self.router.route(s, row)
+            route = self.router.route(s, row, now)
             text = row.text
+            if isinstance(route, Unreachable):
+                return self._hold_private(row_id, fence, now)
             if route is None:
                 self._finish(row_id, fence, CLAIMED, status=QUEUED, attempts=fence - 1,
                              next_attempt_at=now + NO_ROUTE_DELAY,
                              last_error="no outbound route for this circle/recipient")
                 return 0
+            if self._private_answer_unreachable(s, row, now):
+                self._finish(row_id, fence, CLAIMED, status=Delivery.CANCELLED,
+                             last_error="its private answer has no 1:1 route; not said")
+                return 1
             held = self._hold_reason(s, route, now)
         if held is not None:
             return self._held(row_id, fence, route, held, now)
@@ -266,6 +289,31 @@ class Dispatcher:
         return service_window(s, member_id=route.member_id, channel=channel, now=now,
                               max_sends=KF_MAX_PER_WINDOW if route.quota == "kf" else None)
 
+    def _private_answer_unreachable(self, s: Session, row: Message, now: datetime) -> bool:
+        """A group note saying "sent to you privately" whose private answer cannot go."""
+        if row.recipient_id is not None or row.reply_to_id is None or not _claims_private(
+                row.script_id):
+            return False
+        siblings = s.scalars(select(Message).where(
+            Message.reply_to_id == row.reply_to_id, Message.circle_id == row.circle_id,
+            Message.direction == Direction.OUT, Message.recipient_id.is_not(None),
+            Message.status.in_((QUEUED, Delivery.HELD, CLAIMED, Delivery.PRIVATE_HELD))))
+        return any(sib.status == Delivery.PRIVATE_HELD
+                   or isinstance(self.router.route(s, sib, now), Unreachable)
+                   for sib in siblings)
+
+    def _hold_private(self, row_id: int, fence: int, now: datetime) -> int:
+        """No route reaches the member alone: held, and the agent takes it from here."""
+        if not self._finish(row_id, fence, CLAIMED, status=Delivery.PRIVATE_HELD,
+                            last_error="no 1:1 route to the member; held, never the group"):
+            return 0
+        with transaction(self.sessions) as s:
+            row = s.get(Message, row_id)
+            assert row is not None
+            private_hold.hold(s, row=row, scripts=self.scripts, policy=self.policy,
+                              bot_name=self.bot_name, now=now)
+        return 1
+
     def _held(self, row_id: int, fence: int, route: Route, why: str, now: datetime) -> int:
         if why == "window_closed":
             self._finish(row_id, fence, CLAIMED, status=WINDOW, last_error="48 h window closed")
@@ -335,11 +383,11 @@ class Dispatcher:
         ticket = open_ticket(session=s, circle=circle, member_id=row.recipient_id,
                              source_message_id=row.reply_to_id, intent=None, reason=reason,
                              summary=row.text[:200], now=now,
-                             context={"outbound_id": row_id, "last_error": row.last_error})
+                             context={"outbound_id": row_id, "last_error": row.last_error},
+                             policy=self.policy, scripts=self.scripts)
         record_event(s, ticket.id, reason, now=now, outbound_id=row_id,
                      last_error=row.last_error)
-        if self.scripts is not None:
-            tell_support(s, self.scripts, ticket, circle, row, reason=reason, now=now)
+        tell_support(s, self.scripts, ticket, circle, row, reason=reason, now=now)
 
     # -- the background loop: sleep until the next due row, or until woken -------------------
     def wake(self, at: datetime | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The four senders: OA customer-service, WeCom kf, WeCom group robot, a generic webhook."""
+"""The senders: OA customer-service, WeCom kf, WeCom app message, group robot, a webhook."""
 
 from __future__ import annotations
 
@@ -54,6 +54,23 @@ class KfSender:
         return _each_part(text, lambda part: result_of(self.api.call(
             "/cgi-bin/kf/send_msg",
             {"touser": to, "open_kfid": open_kfid, "msgtype": "text", "text": {"content": part}},
+        )), start, on_part)
+
+
+class AppMessageSender:
+    """WeCom 应用消息 /cgi-bin/message/send to one corp member (`to` is their WeCom userid)."""
+
+    def __init__(self, api: PlatformApi, agent_id: str) -> None:
+        self.api, self.agent_id = api, int(agent_id)
+
+    def send(self, text: str, to: str | None, circle: str | None, *, start: int = 0,
+             on_part: PartDone | None = None) -> SendResult:
+        if not to:
+            return SendResult(False, 40003, "no WeCom userid to send to")
+        return _each_part(text, lambda part: result_of(self.api.call(
+            "/cgi-bin/message/send",
+            {"touser": to, "agentid": self.agent_id, "msgtype": "text",
+             "text": {"content": part}},
         )), start, on_part)
 
 

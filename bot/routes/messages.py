@@ -40,7 +40,10 @@ class MessageIn(BaseModel):
 
 class ReplyOut(BaseModel):
     text: str
-    to: str | None
+    to: str | None = Field(description=(
+        "null: say it in the group. A member id: for that member alone; the bridge delivers "
+        "it 1:1 (a private chat, the web chat page's private panel) and never posts it to "
+        "the group."))
 
 
 class MessageOut(BaseModel):
