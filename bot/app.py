@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,16 +33,46 @@ from bot.services import build_services
 from bot.settings import Settings
 from storage.db import transaction
 
+log = logging.getLogger(__name__)
+
+
+class InsecureConfig(ValueError):
+    """A setting that would leave the service open to anyone who can reach it."""
+
+
+def check_webhook_auth(settings: Settings) -> None:
+    """Outside demo mode the generic webhook must be signed, unless explicitly waived."""
+    if settings.webhook_secret or settings.demo or settings.insecure_webhook:
+        return
+    raise InsecureConfig(
+        "CORECIRCLE_WEBHOOK_SECRET is not set: anyone who can reach POST /api/v1/messages could "
+        "speak as any member. Set the secret shared with the bridge, or start with "
+        "--insecure-webhook (CORECIRCLE_INSECURE_WEBHOOK=true) to accept unsigned messages."
+    )
+
+
+def warn_if_open(settings: Settings) -> None:
+    if settings.webhook_secret:
+        return
+    if settings.insecure_webhook:
+        log.warning("INSECURE WEBHOOK: POST /api/v1/messages accepts unsigned messages; anyone "
+                    "who can reach it can speak as any member (set CORECIRCLE_WEBHOOK_SECRET)")
+    else:
+        log.warning("demo mode without CORECIRCLE_WEBHOOK_SECRET: POST /api/v1/messages is "
+                    "unsigned; keep this server on loopback")
+
 
 def create_app(
     settings: Settings | None = None, *, nlu_engine: IntentEngine | None = None
 ) -> FastAPI:
     settings = settings or Settings()
     load_apps(settings)  # a bad EncodingAESKey or empty token refuses to start
+    check_webhook_auth(settings)
     logmask.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_if_open(settings)
         svc = build_services(settings, nlu=nlu_engine)
         if settings.demo:
             with transaction(svc.sessions) as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import sys
@@ -34,18 +35,35 @@ def _emit(obj: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
-    from bot.app import create_app  # noqa: PLC0415
+    from bot.app import InsecureConfig, create_app  # noqa: PLC0415
     from bot.settings import Settings  # noqa: PLC0415
 
     overrides: dict[str, Any] = {"demo": True} if args.demo else {}
+    if args.insecure_webhook:
+        overrides["insecure_webhook"] = True
     settings = Settings(**overrides)
+    if (settings.demo and not settings.webhook_secret and not settings.insecure_webhook
+            and not _loopback(args.host)):
+        raise SystemExit(f"refusing to serve the unsigned demo webhook on {args.host}: set "
+                         "CORECIRCLE_WEBHOOK_SECRET, bind 127.0.0.1, or pass --insecure-webhook")
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:
+        app = create_app(settings)
+    except InsecureConfig as exc:
+        raise SystemExit(str(exc)) from exc
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port or settings.port,
+        app, host=args.host, port=args.port or settings.port,
         log_level=settings.log_level.lower(), timeout_keep_alive=5, limit_concurrency=512,
     )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def cmd_nlu_parse(args: argparse.Namespace) -> None:
@@ -106,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="seed the demo circle and logins")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    serve.add_argument(
+        "--insecure-webhook", action="store_true",
+        help="accept unsigned POST /api/v1/messages without a webhook secret (never in "
+        "production: anyone who can reach it can speak as any member)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     nlu = sub.add_parser("nlu", help="the intent engine").add_subparsers(dest="sub", required=True)

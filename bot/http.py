@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +29,47 @@ HTTP_CODES = {
     413: "BODY_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+
+_REASONS = {
+    400: "Malformed request (BAD_JSON, ...)",
+    401: "Not authenticated (LOGIN_REQUIRED, TOKEN_INVALID, HOOK_SIG_*, ...)",
+    403: "Not allowed (ROLE_FORBIDDEN, CIRCLE_FORBIDDEN, ...)",
+    404: "No such object (NOT_FOUND, CIRCLE_UNKNOWN, ...)",
+    405: "Method not allowed",
+    409: "Conflicts with the object's state",
+    413: "Body or text too large (BODY_TOO_LARGE, TEXT_TOO_LONG)",
+    415: "Content type not accepted (UNSUPPORTED_MEDIA_TYPE)",
+    422: "Invalid fields (VALIDATION_ERROR, names them)",
+    429: "Too many attempts; see Retry-After (LOGIN_THROTTLED)",
+    503: "The database is unavailable; see Retry-After (DB_UNAVAILABLE)",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, machine-readable")
+    message: str = Field(description="what went wrong and what to do")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error statuses, all with the envelope."""
+    return {s: {"model": ErrorOut, "description": _REASONS.get(s, "Error")} for s in statuses}
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (an empty body with no type passes)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return
+    if not ctype and request.headers.get("content-length", "0") == "0":
+        return
+    raise AppError(f"send JSON (content-type application/json), not {ctype or 'nothing'}",
+                   code="UNSUPPORTED_MEDIA_TYPE", status=415)
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
