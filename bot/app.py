@@ -14,6 +14,7 @@ from bot.demo import seed_demo
 from bot.http import install_error_handlers
 from bot.limits import BodySizeLimit
 from bot.nlu.engine import IntentEngine
+from bot.requestid import RequestId
 from bot.routes import (
     admin,
     auth,
@@ -97,4 +98,5 @@ def create_app(
                    summaries, rasa_actions):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestId)  # outermost: even a refused body is logged under its id
     return app

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import logging.config
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ def _emit(obj: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
+    from bot import logmask  # noqa: PLC0415
     from bot.app import InsecureConfig, create_app  # noqa: PLC0415
     from bot.settings import Settings  # noqa: PLC0415
 
@@ -46,16 +48,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
             and not _loopback(args.host)):
         raise SystemExit(f"refusing to serve the unsigned demo webhook on {args.host}: set "
                          "CORECIRCLE_WEBHOOK_SECRET, bind 127.0.0.1, or pass --insecure-webhook")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    config = logmask.log_config(settings.log_level, json_lines=settings.log_json)
+    logging.config.dictConfig(config)
     try:
         app = create_app(settings)
     except InsecureConfig as exc:
         raise SystemExit(str(exc)) from exc
     uvicorn.run(
         app, host=args.host, port=args.port or settings.port,
-        log_level=settings.log_level.lower(), timeout_keep_alive=5, limit_concurrency=512,
+        log_level=settings.log_level.lower(), log_config=config, timeout_keep_alive=5,
+        limit_concurrency=512,
     )
 
 
