@@ -103,7 +103,10 @@ def validation_response(errors: list[dict[str, object]]) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -146,7 +149,8 @@ def current_principal(
 ) -> Principal:
     if not token:
         raise Unauthorized("log in first: POST /api/v1/auth/token", code="LOGIN_REQUIRED")
-    return svc.signer.read(token)
+    who = svc.signer.read(token)
+    return svc.users.require(svc.sessions, who, svc.settings.principal_cache_seconds)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.auth import TokenSigner
+from bot.auth import TokenSigner, UserCheck
 from bot.channels.runtime import ChannelRuntime, build_channels
 from bot.metrics import Metrics
 from bot.nlu.engine import IntentEngine
@@ -34,6 +34,7 @@ class Services:
     signer: TokenSigner
     pipeline: Pipeline
     channels: ChannelRuntime
+    users: UserCheck = field(default_factory=UserCheck)
 
     def database_ok(self) -> bool:
         try:
