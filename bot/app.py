@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from bot import logmask
 from bot.channels.config import load_apps
 from bot.demo import seed_demo
-from bot.http import install_error_handlers
-from bot.limits import BodySizeLimit
+from bot.http import install_error_handlers, install_openapi
+from bot.limits import BodySizeLimit, JsonOnly
 from bot.nlu.engine import IntentEngine
 from bot.requestid import RequestId
 from bot.routes import (
@@ -94,9 +94,11 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
                    summaries, rasa_actions):
         app.include_router(module.router)
+    app.add_middleware(JsonOnly)  # inside the cap: it reads only bodies the cap let through
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestId)  # outermost: even a refused body is logged under its id
     return app

@@ -48,6 +48,9 @@ def _str(data: dict[str, Any], key: str, *, required: bool = False) -> str:
     return strip_controls(value)
 
 
+LATEST_CREATE_TIME = 4_102_444_800  # 2100-01-01 UTC: later is a broken clock or a forgery
+
+
 def parse(xml: str, *, corp: bool = False) -> WxMessage:
     """Parse decrypted/plain XML; every failure becomes 400 WX_XML_INVALID."""
     try:
@@ -61,6 +64,8 @@ def parse(xml: str, *, corp: bool = False) -> WxMessage:
             create_time = int(_str(data, "CreateTime", required=True))
         except ValueError as exc:
             raise ValueError("CreateTime is not a number") from exc
+        if not 0 <= create_time < LATEST_CREATE_TIME:
+            raise ValueError("CreateTime is outside 1970-2099")
         text = _str(data, "Recognition") if kind == "voice" else _str(data, "Content")
         return WxMessage(
             kind=kind,

@@ -38,6 +38,23 @@ router = APIRouter(tags=["rasa"], dependencies=[Depends(action_token)],
                    responses=error_responses(401))
 
 
+class EntityIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    entity: str = Field(max_length=128)
+    value: Any = None
+
+
+class LatestMessageIn(BaseModel):
+    """The latest user message as our actions read it: text and entities must be what Rasa
+    sends (a string and a list of entities), or the call is refused with a 422."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str | None = Field(default=None, max_length=8000)
+    entities: list[EntityIn] = Field(default_factory=list, max_length=200)
+
+
 class TrackerIn(BaseModel):
     """The part of Rasa's tracker state our actions read; the rest passes through."""
 
@@ -45,7 +62,7 @@ class TrackerIn(BaseModel):
 
     sender_id: str = Field(min_length=1, max_length=128)
     slots: dict[str, Any] = Field(default_factory=dict)
-    latest_message: dict[str, Any] = Field(default_factory=dict)
+    latest_message: LatestMessageIn = Field(default_factory=LatestMessageIn)
     events: list[dict[str, Any]] = Field(default_factory=list, max_length=2000)
     active_loop: dict[str, Any] = Field(default_factory=dict)
 
