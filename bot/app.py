@@ -13,9 +13,10 @@ from fastapi.staticfiles import StaticFiles
 from bot import logmask
 from bot.channels.config import load_apps
 from bot.demo import seed_demo
-from bot.http import install_error_handlers
-from bot.limits import BodySizeLimit
+from bot.http import install_error_handlers, install_openapi
+from bot.limits import BodySizeLimit, JsonOnly
 from bot.nlu.engine import IntentEngine
+from bot.requestid import RequestId
 from bot.routes import (
     admin,
     auth,
@@ -46,12 +47,38 @@ from storage.db import startup_lock, transaction, worker_threads
 
 
 def create_served_app() -> FastAPI:
-    """What `corecircle serve` runs in each worker: settings and logging from the environment."""
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    """What `corecircle serve` runs in each worker: settings from the environment (uvicorn
+    applies the masked logging configuration the command passed it)."""
+    return create_app(Settings())
+
+
+log = logging.getLogger(__name__)
+
+
+class InsecureConfig(ValueError):
+    """A setting that would leave the service open to anyone who can reach it."""
+
+
+def check_webhook_auth(settings: Settings) -> None:
+    """Outside demo mode the generic webhook must be signed, unless explicitly waived."""
+    if settings.webhook_secret or settings.demo or settings.insecure_webhook:
+        return
+    raise InsecureConfig(
+        "CORECIRCLE_WEBHOOK_SECRET is not set: anyone who can reach POST /api/v1/messages could "
+        "speak as any member. Set the secret shared with the bridge, or start with "
+        "--insecure-webhook (CORECIRCLE_INSECURE_WEBHOOK=true) to accept unsigned messages."
     )
-    return create_app(settings)
+
+
+def warn_if_open(settings: Settings) -> None:
+    if settings.webhook_secret:
+        return
+    if settings.insecure_webhook:
+        log.warning("INSECURE WEBHOOK: POST /api/v1/messages accepts unsigned messages; anyone "
+                    "who can reach it can speak as any member (set CORECIRCLE_WEBHOOK_SECRET)")
+    else:
+        log.warning("demo mode without CORECIRCLE_WEBHOOK_SECRET: POST /api/v1/messages is "
+                    "unsigned; keep this server on loopback")
 
 
 def create_app(
@@ -59,10 +86,12 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     load_apps(settings)  # a bad EncodingAESKey or empty token refuses to start
+    check_webhook_auth(settings)
     logmask.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_if_open(settings)
         svc = build_services(settings, nlu=nlu_engine)
         # Request threads sized for the database (SQLite has one writer; PostgreSQL one
         # pooled connection per thread), instead of anyio's 40 for everything.
@@ -89,12 +118,15 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
                    summaries, reports, rasa_actions, console, dashboard, chat, docs, book,
                    customers, group_events):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.add_middleware(JsonOnly)  # inside the cap: it reads only bodies the cap let through
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes,
                        overrides={"/api/v1/admin/import": settings.import_max_bytes})
+    app.add_middleware(RequestId)  # outermost: even a refused body is logged under its id
     return app

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import json
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Iterator
@@ -44,23 +46,46 @@ def _emit(obj: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
+    from bot import logmask  # noqa: PLC0415
+    from bot.app import InsecureConfig, check_webhook_auth  # noqa: PLC0415
     from bot.settings import Settings  # noqa: PLC0415
 
+    # Every worker reads its settings from the environment, so flags become variables.
     if args.demo:
-        os.environ["CORECIRCLE_DEMO"] = "true"  # every worker reads its settings itself
+        os.environ["CORECIRCLE_DEMO"] = "true"
+    if args.insecure_webhook:
+        os.environ["CORECIRCLE_INSECURE_WEBHOOK"] = "true"
     settings = Settings()
+    if (settings.demo and not settings.webhook_secret and not settings.insecure_webhook
+            and not _loopback(args.host)):
+        raise SystemExit(f"refusing to serve the unsigned demo webhook on {args.host}: set "
+                         "CORECIRCLE_WEBHOOK_SECRET, bind 127.0.0.1, or pass --insecure-webhook")
+    try:
+        check_webhook_auth(settings)
+    except InsecureConfig as exc:
+        raise SystemExit(str(exc)) from exc
     if args.workers > 1 and not settings.redis_url:
         raise SystemExit(
             "--workers > 1 needs REDIS_URL: the in-memory state store (dialogs, locks, "
             "tokens) belongs to one process"
         )
+    config = logmask.log_config(settings.log_level, json_lines=settings.log_json)
+    logging.config.dictConfig(config)
     # One socket, N worker processes (uvicorn's supervisor restarts one that dies); each
     # worker builds its own app from the environment through the factory.
     uvicorn.run(
         "bot.app:create_served_app", factory=True, workers=args.workers,
         host=args.host, port=args.port or settings.port,
-        log_level=settings.log_level.lower(), timeout_keep_alive=5, limit_concurrency=512,
+        log_level=settings.log_level.lower(), log_config=config, timeout_keep_alive=5,
+        limit_concurrency=512,
     )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def cmd_scheduler(_: argparse.Namespace) -> None:
@@ -270,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes on the one port (more than 1 needs REDIS_URL)")
+    serve.add_argument(
+        "--insecure-webhook", action="store_true",
+        help="accept unsigned POST /api/v1/messages without a webhook secret (never in "
+        "production: anyone who can reach it can speak as any member)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sched = sub.add_parser(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.auth import TokenSigner
+from bot.auth import TokenSigner, UserCheck
 from bot.channels.runtime import ChannelRuntime, build_channels
 from bot.keys import build_keyring, generated
 from bot.metrics import Metrics
@@ -37,6 +37,7 @@ class Services:
     pipeline: Pipeline
     channels: ChannelRuntime
     keyring: Keyring
+    users: UserCheck = field(default_factory=UserCheck)
 
     def database_ok(self) -> bool:
         try:

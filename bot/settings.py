@@ -56,8 +56,38 @@ class Settings(BaseSettings):
     )
     max_text_chars: int = Field(default=4000, ge=1, description="longest message text accepted")
     webhook_secret: str | None = Field(
-        default=None, description="if set, /api/v1/messages needs an HMAC-SHA256 signature"
+        default=None,
+        description="shared with the bridge: /api/v1/messages needs its timestamped HMAC "
+        "signature; required outside demo mode unless insecure_webhook",
     )
+    webhook_ts_window: int = Field(
+        default=300, ge=30, le=3600, description="accepted clock skew of a signed webhook, s"
+    )
+    insecure_webhook: bool = Field(
+        default=False,
+        description="allow an unsigned /api/v1/messages outside demo mode (anyone who can reach "
+        "it can speak as any member); logged as a warning at every start",
+    )
+    action_token: str | None = Field(
+        default=None,
+        description="if set, the Rasa action server (/webhook, /actions) needs ?token=<it>, "
+        "as Rasa's action_endpoint sends it",
+    )
+    ops_token: str | None = Field(
+        default=None,
+        description="if set, /metrics and /readyz details need `Authorization: Bearer <it>`",
+    )
+    login_free_failures: int = Field(
+        default=5, ge=1, description="failed logins per username or address before throttling"
+    )
+    login_lockout_seconds: int = Field(
+        default=30, ge=1, description="first lockout; doubles with every further failure"
+    )
+    login_lockout_max_seconds: int = Field(default=3600, ge=1, description="longest lockout")
+    principal_cache_seconds: float = Field(
+        default=10.0, ge=0, description="how long a token's user check is cached"
+    )
+    log_json: bool = Field(default=False, description="JSON log lines with a request id")
     redis_timeout: float = Field(default=0.3, gt=0, description="Redis socket timeout, seconds")
     dialog_ttl_seconds: int = Field(
         default=30 * 60, description="how long a pending question lives"

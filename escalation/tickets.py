@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escalation import (
@@ -30,14 +31,15 @@ from escalation.notify import (
 )
 from escalation.policy import EscalationPolicy
 from escalation.risk import Risk
-from storage.enums import FollowUpKind, Priority, TicketStatus
-from storage.errors import BadRequest, Conflict, NotFound
+from storage.enums import FollowUpKind, Priority, TicketStatus, UserRole
+from storage.errors import AppError, BadRequest, Conflict, NotFound
 from storage.formats import moment
-from storage.models import Circle, FollowUp, Member, Message, Ticket
+from storage.models import Circle, FollowUp, Member, Message, Ticket, User
 from storage.pii import mask
 from storage.scripts import ScriptLibrary
 
 NEW_TICKET_SCRIPT, URGENT_SCRIPT = "support.new_ticket", "support.urgent_alert"
+ASSIGNABLE_ROLES = (UserRole.AGENT, UserRole.SUPERVISOR)
 
 
 def open_ticket(
@@ -140,6 +142,11 @@ def assign(
     if member is None or member.is_bot:
         raise NotFound(f"no agent {assignee_id!r} to assign ticket {ticket.id} to",
                        code="ASSIGNEE_UNKNOWN")
+    staff = session.scalar(select(User.id).where(
+        User.member_id == assignee_id, User.active, User.role.in_(ASSIGNABLE_ROLES)))
+    if staff is None:  # a customer, a family member, a specialist, a deactivated login
+        raise AppError(f"{assignee_id!r} is not an active agent or supervisor; tickets go to "
+                       "staff only", code="ASSIGNEE_NOT_STAFF", status=422)
     events.record(session, ticket.id, "reassigned", now=now, actor_id=actor_id,
                   previous=ticket.assignee_id, assignee_id=assignee_id)
     ticket.assignee_id = assignee_id

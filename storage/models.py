@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -38,6 +39,7 @@ from storage.enums import (
     TicketStatus,
     UserRole,
 )
+from storage.pii import mask
 
 
 def utcnow() -> datetime:
@@ -451,3 +453,16 @@ class DigestSend(Base):
     day: Mapped[date] = mapped_column(Date)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- masked on every write, whoever writes ---------------------------------------------------
+# Names and ids people type (a matter's name, a specialist's display name, the username of a
+# failed login) and follow-up texts are free text: an ID-card, phone or card number in them is
+# masked as the attribute is set, so no code path can store it readable.
+def _masked_on_set(_target: object, value: Any, _old: Any, _initiator: Any) -> Any:
+    return mask(value) if isinstance(value, str) else value
+
+
+for _attr in (Member.display_name, Circle.name, FollowUp.text, Message.sender_name,
+              AuditEvent.actor_id, AuditEvent.subject, TicketEvent.actor_id):
+    event.listen(_attr, "set", _masked_on_set, retval=True)

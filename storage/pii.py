@@ -30,28 +30,47 @@ _FOLD = str.maketrans(
         "\u2212": "-",
         "\u3000": " ",
         "\u00a0": " ",
+        "\uff0e": ".",
+        "\uff0f": "/",
+        "\uff3f": "_",
     }
 )
 
-# A number glued to letters, to another digit, to a decimal point or dashed to another digit
-# group is part of something longer (a policy number, a MsgId, an amount, a hotline).
-_START = r"(?<![0-9A-Za-z])(?<![0-9][.-])"
-_END = r"(?![0-9A-Za-z])(?!-[0-9])"
-_SEP = r"[ -]?"
+# Between the digits of one number people (and people dodging a filter) type spaces, dots,
+# slashes, dashes, underscores and invisible zero-width characters; up to three in a row.
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_SEP = rf"[ ./_\-{_ZERO_WIDTH}]{{0,3}}"
 
-_ID18_RE = re.compile(
-    _START + rf"[0-9]{{6}}{_SEP}[0-9]{{4}}{_SEP}[0-9]{{4}}{_SEP}[0-9]{{3}}[0-9Xx]" + _END
-)
-_ID15_RE = re.compile(r"身份证(?:号码|号)?(?:是|为)?[:：\s]*" + _START + r"([0-9]{15})" + _END)
+# A number glued to a digit, or dashed/dotted to another digit group, is part of something
+# longer (a MsgId, an amount, a hotline). Letters glued in front are checked in code: a label
+# such as `ID` or `tel` is a prefix, anything else (`P2024...`, `CC2024...`) another number.
+_START = r"(?<![0-9])(?<![0-9][.-])"
+_END = r"(?![0-9])(?![.-][0-9])"
+
+
+def _run(n: int) -> str:
+    """n digits, any separators between them."""
+    return "[0-9]" + rf"(?:{_SEP}[0-9])" * (n - 1)
+
+
+_ID18_RE = re.compile(_START + _run(17) + rf"{_SEP}[0-9Xx]" + _END)
+_ID15_RE = re.compile(_START + _run(15) + _END)
 _ID_CONTEXT_RE = re.compile(r"身份证(?:号码|号)?(?:是|为)?[:：\s]*$")
-_CARD_RE = re.compile(
-    _START + r"(?:[0-9]{16,19}|[0-9]{4}(?:[ -][0-9]{4}){3}(?:[ -]?[0-9]{1,3})?)" + _END
+_CARD_RE = re.compile(_START + "[0-9]" + rf"(?:{_SEP}[0-9]){{11,18}}" + _END)
+_CARD_CONTEXT_RE = re.compile(
+    r"(?:卡号|银行卡号?|银行账号|账号|帐号|card\s*(?:no\.?|number)?)(?:码)?(?:是|为)?[:：\s]*$",
+    re.IGNORECASE,
 )
 _PHONE_RE = re.compile(
-    r"(?<![0-9A-Za-z+])(?<![0-9][.-])(?P<cc>(?:\+|00)?86[ -]?)?"
-    rf"(?P<num>1[3-9][0-9]{_SEP}[0-9]{{4}}{_SEP}[0-9]{{4}})" + _END
+    r"(?<![0-9+])(?<![0-9][.-])(?P<cc>(?:\+|00)?86[ -]?)?"
+    rf"(?P<num>1{_SEP}[3-9]{_SEP}{_run(9)})" + _END
 )
 _NON_DIGIT_RE = re.compile(r"[^0-9Xx]")
+# Letters that may stand right before a number as its label: ID610113..., tel138...
+_PREFIXES = frozenset({
+    "id", "idno", "idcard", "sfz", "tel", "phone", "mobile", "mob", "cell", "no", "card",
+    "cardno", "acct", "account", "wx", "qq", "ph", "sj",
+})
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -134,23 +153,35 @@ def _phone_body(raw: str) -> str:
     return raw[m.start("num") :] if m else raw
 
 
+def _labelled_or_free(folded: str, start: int) -> bool:
+    """No letters glued in front of the number, or only a known label (ID, tel, ...)."""
+    k = start
+    while k > 0 and folded[k - 1].isascii() and folded[k - 1].isalpha():
+        k -= 1
+    return k == start or folded[k:start].lower() in _PREFIXES
+
+
 def _candidates(text: str) -> list[PiiMatch]:
     """Every shape-matching span, before overlaps are resolved."""
     folded = fold_width(text)
     found: list[PiiMatch] = []
 
     def add(kind: PiiKind, start: int, end: int, digits: str) -> None:
-        found.append(PiiMatch(kind, start, end, text[start:end], digits))
+        if _labelled_or_free(folded, start):
+            found.append(PiiMatch(kind, start, end, text[start:end], digits))
 
     for m in _ID18_RE.finditer(folded):
         digits = _NON_DIGIT_RE.sub("", m.group()).upper()
         if _plausible_id(digits) or _ID_CONTEXT_RE.search(folded, 0, m.start()):
             add("id_card", m.start(), m.end(), digits)
     for m in _ID15_RE.finditer(folded):
-        add("id_card", m.start(1), m.end(1), m.group(1))
+        digits = _NON_DIGIT_RE.sub("", m.group())
+        if _plausible_id(digits) or _ID_CONTEXT_RE.search(folded, 0, m.start()):
+            add("id_card", m.start(), m.end(), digits)
     for m in _CARD_RE.finditer(folded):
         digits = _NON_DIGIT_RE.sub("", m.group())
-        if 16 <= len(digits) <= 19 and luhn_ok(digits):
+        labelled = len(digits) >= 15 and _CARD_CONTEXT_RE.search(folded, 0, m.start())
+        if labelled or (16 <= len(digits) <= 19 and luhn_ok(digits)):
             add("bank_card", m.start(), m.end(), digits)
     for m in _PHONE_RE.finditer(folded):
         add("phone", m.start(), m.end(), _NON_DIGIT_RE.sub("", m.group("num")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from bot.app import create_app
 from bot.nlu.engine import IntentEngine
 from bot.services import train_engine
 from bot.settings import Settings
+from bot.signing import signed_headers
 from storage.models import Base
 from storage.scripts import ScriptLibrary
 
@@ -138,13 +140,23 @@ def client(
     return make_client(database_url=database_url)
 
 
+def post_signed(client: TestClient, body: dict[str, Any], secret: str,
+                now: float | None = None) -> Any:
+    """POST /api/v1/messages as the bridge does when a webhook secret is configured."""
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    headers = {"content-type": "application/json", **signed_headers(secret, raw, now)}
+    return client.post("/api/v1/messages", content=raw, headers=headers)
+
+
 class Chat:
-    """A group chat as a test reads it: `chat.say("demo-customer", "...")`."""
+    """A group chat as a test reads it: `chat.say("demo-customer", "...")`; with `secret`, every
+    message is signed as the bridge signs it."""
 
     _ids = count(1)
 
-    def __init__(self, client: TestClient, chat_id: str = "demo-family") -> None:
-        self.client, self.chat_id = client, chat_id
+    def __init__(self, client: TestClient, chat_id: str = "demo-family",
+                 secret: str | None = None) -> None:
+        self.client, self.chat_id, self.secret = client, chat_id, secret
 
     def send(self, sender: str, text: str, *, at_bot: bool = False, msg_id: str | None = None,
              **extra: Any) -> Any:
@@ -157,6 +169,8 @@ class Chat:
             "mentions": ["小助手"] if at_bot else [],
             **extra,
         }
+        if self.secret is not None:
+            return post_signed(self.client, body, self.secret)
         return self.client.post("/api/v1/messages", json=body)
 
     def say(self, sender: str, text: str, **kw: Any) -> dict[str, Any]:

@@ -67,6 +67,9 @@ def _member_list(value: Any) -> tuple[str, ...]:
     raise TypeError("MemChangeList is neither items nor text")
 
 
+LATEST_CREATE_TIME = 4_102_444_800  # 2100-01-01 UTC: later is a broken clock or a forgery
+
+
 def parse(xml: str) -> WxMessage:
     """Parse decrypted/plain XML; every failure becomes 400 WX_XML_INVALID.
 
@@ -86,6 +89,8 @@ def parse(xml: str) -> WxMessage:
             create_time = int(_str(data, "CreateTime", required=True))
         except ValueError as exc:
             raise ValueError("CreateTime is not a number") from exc
+        if not 0 <= create_time < LATEST_CREATE_TIME:
+            raise ValueError("CreateTime is outside 1970-2099")
         text = _str(data, "Recognition") if kind == "voice" else _str(data, "Content")
         return WxMessage(
             kind=kind,

@@ -2,25 +2,72 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
-from bot.auth import authenticate
-from bot.http import PrincipalDep, ServicesDep
+from bot.auth import Principal, authenticate
+from bot.http import PrincipalDep, ServicesDep, error_responses
+from bot.services import Services
+from bot.throttle import Throttle
+from storage.db import transaction
+from storage.errors import AppError, Unauthorized
+from storage.models import AuditEvent
+from storage.pii import mask
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/token")
-async def login(
-    svc: ServicesDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> dict[str, object]:
-    def check() -> dict[str, object]:
+class Throttled(AppError):
+    status, code = 429, "LOGIN_THROTTLED"
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"too many failed logins; try again in {seconds} s")
+        self.retry_after = seconds
+
+
+def throttle_of(svc: Services) -> Throttle:
+    cfg = svc.settings
+    return Throttle(svc.state, cfg.login_free_failures, cfg.login_lockout_seconds,
+                    cfg.login_lockout_max_seconds)
+
+
+def _audit(svc: Services, kind: str, username: str, address: str, **data: object) -> None:
+    with transaction(svc.sessions) as s:
+        s.add(AuditEvent(kind=kind, actor_id=mask(username)[:64], subject=address[:128],
+                         data=dict(data), created_at=datetime.now(UTC)))
+
+
+def checked_login(svc: Services, username: str, password: str, address: str) -> Principal:
+    """Every login, API or page: throttled per username and address, each failure audited."""
+    throttle = throttle_of(svc)
+    wait = throttle.retry_after(username, address)
+    if wait:
+        _audit(svc, "login_throttled", username, address, retry_after=wait)
+        raise Throttled(wait)
+    try:
         with svc.sessions() as s:
-            who = authenticate(s, form.username, form.password)
+            who = authenticate(s, username, password)
+    except Unauthorized:
+        lock = throttle.failed(username, address)
+        _audit(svc, "login_failed", username, address, lockout_seconds=lock)
+        raise
+    throttle.succeeded(username, address)
+    return who
+
+
+@router.post("/token", responses=error_responses(401, 415, 422, 429))
+async def login(
+    request: Request, svc: ServicesDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> dict[str, object]:
+    """Throttled per username and per client address; every failure is audited."""
+    address = request.client.host if request.client else "unknown"
+
+    def check() -> dict[str, object]:
+        who = checked_login(svc, form.username, form.password, address)
         return {
             "access_token": svc.signer.issue(who),
             "token_type": "bearer",
@@ -31,6 +78,6 @@ async def login(
     return await run_in_threadpool(check)  # argon2 is deliberately slow: keep it off the loop
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses(401))
 def me(who: PrincipalDep) -> dict[str, object]:
     return {"username": who.username, "role": who.role.value, "member_id": who.member_id}

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.auth import Principal, authenticate
+from bot.auth import Principal
 from bot.http import ServicesDep
+from bot.routes.auth import Throttled, checked_login
 from bot.services import Services
 from bot.web.pages import (
     CsrfChecked,
@@ -69,12 +70,12 @@ async def login(
     password: Annotated[str, Form(max_length=256)] = "",
     next: Annotated[str, Form(max_length=512)] = "/console/",
 ) -> Response:
-    def check() -> Principal:
-        with svc.sessions() as s:
-            return authenticate(s, username, password)
-
-    try:
-        who = await run_in_threadpool(check)  # argon2 is slow on purpose: off the event loop
+    address = request.client.host if request.client else "unknown"
+    try:  # argon2 is slow on purpose: off the event loop; throttled and audited like the API
+        who = await run_in_threadpool(checked_login, svc, username, password, address)
+    except Throttled:
+        return render(request, "login.html", status=429, next=safe_next(next),
+                      error="LOGIN_THROTTLED", username=username)
     except Unauthorized:
         return render(request, "login.html", status=401, next=safe_next(next),
                       error="LOGIN_FAILED", username=username)

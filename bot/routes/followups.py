@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from bot.http import ServicesDep, StaffDep
+from bot.http import MAX_ID, IdPath, Moment, ServicesDep, StaffDep
 from escalation import followups
 from escalation.access import require_ticket, visible, visible_circles
 from storage.db import transaction
@@ -65,10 +65,10 @@ def list_followups(
     svc: ServicesDep,
     who: StaffDep,
     status: FollowUpStatus | None = None,
-    ticket_id: int | None = None,
+    ticket_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     circle: Annotated[str | None, Query(max_length=128,
                                         description="the circle's chat_id")] = None,
-    due_before: Annotated[datetime | None, Query(
+    due_before: Annotated[Moment | None, Query(
         description="only follow-ups due before this time (ISO-8601 with offset)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[FollowUpView]:
@@ -109,7 +109,7 @@ def _require_followup(s: Session, row: FollowUp, role: UserRole, member_id: str 
 
 
 @router.post("/{followup_id}/cancel", response_model=FollowUpView)
-def cancel(followup_id: int, svc: ServicesDep, who: StaffDep) -> FollowUpView:
+def cancel(followup_id: IdPath, svc: ServicesDep, who: StaffDep) -> FollowUpView:
     """Idempotent: cancelling a cancelled follow-up answers it unchanged."""
     with transaction(svc.sessions) as s:
         row = s.get(FollowUp, followup_id)

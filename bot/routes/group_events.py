@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from bot.http import ServicesDep
-from bot.routes.messages import SIGNATURE_HEADER, _verify_signature
+from bot import signing
+from bot.http import ServicesDep, error_responses, require_json
 from circles import group
 from storage.db import transaction
 from storage.errors import BadRequest
@@ -30,12 +30,15 @@ class GroupEventIn(BaseModel):
     member_name: str = Field(default="", max_length=64)
 
 
-@router.post("/api/v1/events")
+@router.post("/api/v1/events", responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 async def group_event(request: Request, svc: ServicesDep) -> dict[str, Any]:
     """join: the person gets a seat (holder, family, staff, or a guest who sees no policy
     data); leave: the seat goes; dismiss: the circle is archived. Repeating one is harmless."""
     raw = await request.body()
-    _verify_signature(svc.settings.webhook_secret, raw, request.headers.get(SIGNATURE_HEADER))
+    secret = svc.settings.webhook_secret
+    if secret is not None:  # authentication first, exactly as for /api/v1/messages
+        signing.verify(secret, request.headers, raw, window=svc.settings.webhook_ts_window)
+    require_json(request)
     body = GroupEventIn.model_validate_json(raw)
     if body.event != "dismiss" and body.member_id is None:
         raise BadRequest(f"{body.event} needs member_id", code="EVENT_MEMBER_MISSING")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.http import ServicesDep
+from bot.http import ServicesDep, error_responses
 from bot.scheduler import scheduler_of
+from bot.services import Services
+from storage.errors import Unauthorized
 
 router = APIRouter(tags=["health"])
 
@@ -20,8 +24,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def ops_allowed(svc: Services, request: Request) -> bool:
+    """Without CORECIRCLE_OPS_TOKEN everyone may read the details; with it, its bearer only."""
+    expected = svc.settings.ops_token
+    if expected is None:
+        return True
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
 @router.get("/readyz")
-def readyz(svc: ServicesDep) -> JSONResponse:
+def readyz(svc: ServicesDep, request: Request) -> JSONResponse:
     """Readiness: should a load balancer send this worker messages?
 
     503 `unready` when it cannot answer them: the database is down, or the scheduler is
@@ -44,9 +57,15 @@ def readyz(svc: ServicesDep) -> JSONResponse:
     ready = checks["database"] == "ok" and scheduler in ("ok", "disabled")
     status = "unready" if not ready else "ok" if checks["state"] == "ok" else "degraded"
     body = {"status": status, **checks, "scheduler": scheduler}
+    if not ops_allowed(svc, request):
+        body = {"status": status}  # details only for the ops token
     return JSONResponse(body, 200 if ready else 503)
 
 
-@router.get("/metrics")
-def metrics(svc: ServicesDep) -> Response:
+@router.get("/metrics", responses=error_responses(401))
+def metrics(svc: ServicesDep, request: Request) -> Response:
+    """Prometheus text; with CORECIRCLE_OPS_TOKEN set, only for `Authorization: Bearer <it>`."""
+    if not ops_allowed(svc, request):
+        raise Unauthorized("metrics need the ops token (Authorization: Bearer ...)",
+                           code="OPS_TOKEN_REQUIRED")
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from bot.http import ServicesDep
+from bot import signing
+from bot.http import ServicesDep, error_responses, require_json
 from bot.messages import InboundMessage, Outcome
-from storage.errors import Forbidden, PayloadTooLarge
+from storage.errors import PayloadTooLarge
 
 router = APIRouter(tags=["messages"])
 
-SIGNATURE_HEADER = "X-Corecircle-Signature"
 # Present only when the member's conversation lock was not held across workers: `process`
 # (the state store is down; ordered within one worker) or `skipped` (busy past the wait).
 ORDERING_HEADER = "X-Corecircle-Ordering"
+# A bridge's clock may be off, and a test may replay an old or future day, but a time outside
+# this century is an absurd clock: every relative time ("明天") would fall off the calendar.
+TS_EARLIEST, TS_LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class MessageIn(BaseModel):
@@ -34,8 +35,24 @@ class MessageIn(BaseModel):
     text: str
     msg_id: str = Field(min_length=1, max_length=128)
     mentions: list[str] = Field(default_factory=list, max_length=50)
-    ts: datetime | None = None
+    ts: datetime | None = Field(
+        default=None, description="when it was sent (ISO-8601; naive = UTC); years 2000-2099"
+    )
     private: bool = False
+
+    @field_validator("ts")
+    @classmethod
+    def _plausible_ts(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            ts = value if value.tzinfo else value.replace(tzinfo=UTC)
+            ts = ts.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise ValueError("ts is outside the calendar") from exc
+        if not TS_EARLIEST <= ts < TS_LATEST:
+            raise ValueError("ts must fall in the years 2000-2099")
+        return ts
 
 
 class ReplyOut(BaseModel):
@@ -51,17 +68,6 @@ class MessageOut(BaseModel):
     ticket_id: int | None
     intent: str | None
     duplicate: bool
-
-
-def _verify_signature(secret: str | None, body: bytes, given: str | None) -> None:
-    if secret is None:
-        return
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not given or not hmac.compare_digest(expected, given.removeprefix("sha256=")):
-        raise Forbidden(
-            f"{SIGNATURE_HEADER} missing or wrong (HMAC-SHA256 of the body)",
-            code="HOOK_SIG_INVALID",
-        )
 
 
 def to_inbound(body: MessageIn, channel: str = "webhook") -> InboundMessage:
@@ -90,11 +96,39 @@ def answer(outcome: Outcome) -> dict[str, Any]:
     ).model_dump()
 
 
-@router.post("/api/v1/messages", response_model=MessageOut)
-async def post_message(request: Request, response: Response, svc: ServicesDep) -> dict[str, Any]:
-    """Handle one message; the same msg_id again answers from the first result."""
+_SIGNED = {
+    "parameters": [
+        {"name": signing.TIMESTAMP_HEADER, "in": "header", "required": False,
+         "schema": {"type": "string"},
+         "description": "unix seconds; required when a webhook secret is configured"},
+        {"name": signing.SIGNATURE_HEADER, "in": "header", "required": False,
+         "schema": {"type": "string"},
+         "description": 'v1=<hex HMAC-SHA256 of "v1:<timestamp>:<raw body>">'},
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": MessageIn.model_json_schema()}},
+    },
+}
+
+
+@router.post(
+    "/api/v1/messages", response_model=MessageOut, openapi_extra=_SIGNED,
+    responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+)
+async def post_message(
+    request: Request, response: Response, svc: ServicesDep
+) -> dict[str, Any]:
+    """Handle one message; the same msg_id again answers from the first result.
+
+    Authentication comes first: with a webhook secret configured, nothing is parsed or looked
+    up before the signature and its timestamp check out.
+    """
     raw = await request.body()
-    _verify_signature(svc.settings.webhook_secret, raw, request.headers.get(SIGNATURE_HEADER))
+    secret = svc.settings.webhook_secret
+    if secret is not None:
+        signing.verify(secret, request.headers, raw, window=svc.settings.webhook_ts_window)
+    require_json(request)
     body = MessageIn.model_validate_json(raw)
     if len(body.text) > svc.settings.max_text_chars:
         raise PayloadTooLarge(

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from bot.http import ServicesDep
+from bot.http import Moment, ServicesDep
 from storage.errors import PayloadTooLarge
 
 router = APIRouter(tags=["nlu"])
@@ -16,7 +16,8 @@ router = APIRouter(tags=["nlu"])
 
 class ParseIn(BaseModel):
     text: str
-    now: datetime | None = Field(default=None, description="ISO-8601; default: the server clock")
+    now: Moment | None = Field(
+        default=None, description="ISO-8601, years 1970-2199; default: the server clock")
 
 
 @router.post("/model/parse")

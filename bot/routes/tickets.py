@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from bot.auth import Principal
-from bot.http import ServicesDep, StaffDep, require_roles
+from bot.http import IdPath, Moment, ServicesDep, StaffDep, require_roles
 from bot.routes.followups import FollowUpView, followup_view
 from circles.matter import Specialist
 from escalation import matters, tickets
@@ -105,7 +105,7 @@ def _detail(s: Any, t: Ticket) -> TicketDetail:
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: int, svc: ServicesDep, who: StaffDep) -> TicketDetail:
+def get_ticket(ticket_id: IdPath, svc: ServicesDep, who: StaffDep) -> TicketDetail:
     with svc.sessions() as s:
         return _detail(s, require_ticket(s, ticket_id, who.role, who.member_id))
 
@@ -120,7 +120,7 @@ class ReplyOut(BaseModel):
 
 
 @router.post("/{ticket_id}/reply", response_model=ReplyOut, status_code=201)
-def reply(ticket_id: int, body: TextIn, svc: ServicesDep, who: StaffDep) -> ReplyOut:
+def reply(ticket_id: IdPath, body: TextIn, svc: ServicesDep, who: StaffDep) -> ReplyOut:
     """Sent into the circle as the agent (queued for the circle's outbound channel)."""
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
@@ -129,7 +129,7 @@ def reply(ticket_id: int, body: TextIn, svc: ServicesDep, who: StaffDep) -> Repl
 
 
 @router.post("/{ticket_id}/notes", status_code=201)
-def add_note(ticket_id: int, body: TextIn, svc: ServicesDep, who: StaffDep) -> dict[str, bool]:
+def add_note(ticket_id: IdPath, body: TextIn, svc: ServicesDep, who: StaffDep) -> dict[str, bool]:
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.add_note(s, ticket, actor_id=_actor(who), text=body.text, now=_now())
@@ -137,7 +137,7 @@ def add_note(ticket_id: int, body: TextIn, svc: ServicesDep, who: StaffDep) -> d
 
 
 class FollowUpIn(BaseModel):
-    due_at: datetime
+    due_at: Moment
     text: str = Field(min_length=1, max_length=2000)
     kind: FollowUpKind = FollowUpKind.PROMISE
     dedupe_key: str | None = Field(default=None, max_length=120)
@@ -145,7 +145,7 @@ class FollowUpIn(BaseModel):
 
 @router.post("/{ticket_id}/followups", response_model=FollowUpView, status_code=201)
 def add_followup(
-    ticket_id: int, body: FollowUpIn, svc: ServicesDep, who: StaffDep
+    ticket_id: IdPath, body: FollowUpIn, svc: ServicesDep, who: StaffDep
 ) -> FollowUpView | JSONResponse:
     """The same promise twice (a retried request) is one row: the second call answers 200."""
     with transaction(svc.sessions) as s:
@@ -165,7 +165,7 @@ class AssignIn(BaseModel):
 
 
 @router.post("/{ticket_id}/assign", response_model=TicketView)
-def assign(ticket_id: int, body: AssignIn, svc: ServicesDep, who: SupervisorDep) -> TicketView:
+def assign(ticket_id: IdPath, body: AssignIn, svc: ServicesDep, who: SupervisorDep) -> TicketView:
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.assign(s, ticket, assignee_id=body.assignee_id, actor_id=_actor(who), now=_now())
@@ -173,7 +173,7 @@ def assign(ticket_id: int, body: AssignIn, svc: ServicesDep, who: SupervisorDep)
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketView)
-def claim(ticket_id: int, svc: ServicesDep, who: StaffDep) -> TicketView:
+def claim(ticket_id: IdPath, svc: ServicesDep, who: StaffDep) -> TicketView:
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.claim(s, ticket, actor_id=_actor(who), now=_now())
@@ -186,7 +186,7 @@ class ResolveIn(BaseModel):
 
 @router.post("/{ticket_id}/resolve", response_model=TicketView)
 def resolve(
-    ticket_id: int, svc: ServicesDep, who: StaffDep, body: ResolveIn | None = None
+    ticket_id: IdPath, svc: ServicesDep, who: StaffDep, body: ResolveIn | None = None
 ) -> TicketView:
     """Resolved: promises settled, matter circles dissolved, the customer asked for a rating."""
     with transaction(svc.sessions) as s:
@@ -197,7 +197,7 @@ def resolve(
 
 
 @router.post("/{ticket_id}/reopen", response_model=TicketView)
-def reopen(ticket_id: int, svc: ServicesDep, who: StaffDep) -> TicketView:
+def reopen(ticket_id: IdPath, svc: ServicesDep, who: StaffDep) -> TicketView:
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.reopen(s, ticket, actor_id=_actor(who), now=_now(),
@@ -222,7 +222,7 @@ class MatterOut(BaseModel):
 
 
 @router.post("/{ticket_id}/matter", response_model=MatterOut, status_code=201)
-def open_matter(ticket_id: int, body: MatterIn, svc: ServicesDep, who: StaffDep) -> MatterOut:
+def open_matter(ticket_id: IdPath, body: MatterIn, svc: ServicesDep, who: StaffDep) -> MatterOut:
     """A matter circle for this case: the customer side, the agent, outside specialists."""
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)

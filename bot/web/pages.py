@@ -86,8 +86,9 @@ def session_of(request: Request) -> Principal | None:
     if not token:
         return None
     svc = _svc(request)
-    try:
-        who = svc.signer.read(token)
+    try:  # a deactivated user, or one whose role changed, loses the page session too
+        who = svc.users.require(svc.sessions, svc.signer.read(token),
+                                svc.settings.principal_cache_seconds)
     except Unauthorized:
         return None
     try:
