@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
@@ -87,7 +88,7 @@ def support_circle(turn: Turn) -> Circle | None:
 
 
 # -- pending questions (dialog state in the state store) ---------------------------------------
-def remember(turn: Turn, value: dict[str, str]) -> None:
+def remember(turn: Turn, value: dict[str, Any]) -> None:
     try:
         turn.state.set_json(turn.pending_key, value, turn.settings.dialog_ttl_seconds)
     except StateUnavailable:

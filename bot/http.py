@@ -106,15 +106,18 @@ def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+def _loc(error: dict[str, object]) -> tuple[object, ...]:
+    loc = error.get("loc", ())
+    return tuple(loc) if isinstance(loc, list | tuple) else ()
+
+
 def validation_response(errors: list[dict[str, object]]) -> JSONResponse:
     """Malformed JSON is a 400; well-formed JSON with wrong fields is a 422 naming them."""
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(error_body("BAD_JSON", "body is not valid JSON"), status_code=400)
-    fields = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e["msg"]}
-        for e in errors
-    ]
-    names = ", ".join(f["field"] or "body" for f in fields)
+    fields = [{"field": ".".join(str(p) for p in _loc(e) if p != "body"), "problem": e["msg"]}
+              for e in errors]
+    names = ", ".join(str(f["field"]) or "body" for f in fields)
     return JSONResponse(
         error_body("VALIDATION_ERROR", f"invalid or missing fields: {names}", fields=fields),
         status_code=422,

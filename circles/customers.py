@@ -70,7 +70,7 @@ def find_customer(
     that agent's supervisor, an admin. Unknown and forbidden read alike (no probing)."""
     q = _visible(select(Customer).where(Customer.customer_no == customer_no),
                  _agents_of(session, role, member_id))
-    customer = session.scalar(q)
+    customer: Customer | None = session.scalar(q)
     if customer is None:
         raise NotFound(f"no customer {customer_no!r} in your book", code="CUSTOMER_UNKNOWN")
     return customer

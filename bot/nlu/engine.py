@@ -157,7 +157,8 @@ _OOS_ONLY: tuple[tuple[str, float], ...] = ((OUT_OF_SCOPE, 1.0),)
 def _softmax(margins: np.ndarray, temperature: float) -> np.ndarray:
     z = margins * temperature
     z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    result: np.ndarray = z / z.sum(axis=-1, keepdims=True)
+    return result
 
 
 def _fit_temperature(margins: np.ndarray, y: np.ndarray) -> float:

@@ -90,7 +90,7 @@ def _pii(text: str) -> list[Entity]:
     ID with a wrong check digit is not reported, so no amount is read out of it."""
     found: list[Entity] = []
     for m in find_pii(text):
-        kind = m.kind
+        kind: str = m.kind
         if kind == "id_card" and not is_valid_id_card(m.digits):
             kind = "_claimed"
         found.append(Entity(kind, m.digits, m.start, m.end))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.auth import Principal
 from bot.http import IdPath, Moment, ServicesDep, StaffDep, require_roles
@@ -19,6 +20,7 @@ from escalation.access import require_ticket
 from escalation.queue import TicketFilter, find_tickets
 from storage.db import transaction
 from storage.enums import FollowUpKind, Priority, TicketStatus, UserRole
+from storage.errors import NotFound
 from storage.models import Circle, FollowUp, Matter, Ticket, TicketEvent
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
@@ -169,7 +171,7 @@ def assign(ticket_id: IdPath, body: AssignIn, svc: ServicesDep, who: SupervisorD
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.assign(s, ticket, assignee_id=body.assignee_id, actor_id=_actor(who), now=_now())
-        return TicketView(**_view(ticket, s.get(Circle, ticket.circle_id)))
+        return TicketView(**_view(ticket, _circle_of(s, ticket)))
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketView)
@@ -177,7 +179,7 @@ def claim(ticket_id: IdPath, svc: ServicesDep, who: StaffDep) -> TicketView:
     with transaction(svc.sessions) as s:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.claim(s, ticket, actor_id=_actor(who), now=_now())
-        return TicketView(**_view(ticket, s.get(Circle, ticket.circle_id)))
+        return TicketView(**_view(ticket, _circle_of(s, ticket)))
 
 
 class ResolveIn(BaseModel):
@@ -193,7 +195,7 @@ def resolve(
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.resolve(s, svc.scripts, ticket, actor_id=_actor(who), now=_now(),
                         note=body.note if body else None)
-        return TicketView(**_view(ticket, s.get(Circle, ticket.circle_id)))
+        return TicketView(**_view(ticket, _circle_of(s, ticket)))
 
 
 @router.post("/{ticket_id}/reopen", response_model=TicketView)
@@ -202,7 +204,7 @@ def reopen(ticket_id: IdPath, svc: ServicesDep, who: StaffDep) -> TicketView:
         ticket = require_ticket(s, ticket_id, who.role, who.member_id)
         tickets.reopen(s, ticket, actor_id=_actor(who), now=_now(),
                        policy=svc.settings.escalation_policy())
-        return TicketView(**_view(ticket, s.get(Circle, ticket.circle_id)))
+        return TicketView(**_view(ticket, _circle_of(s, ticket)))
 
 
 class SpecialistIn(BaseModel):
@@ -231,10 +233,21 @@ def open_matter(ticket_id: IdPath, body: MatterIn, svc: ServicesDep, who: StaffD
             specialists=[Specialist(x.member_id, x.display_name) for x in body.specialists],
             bot_member_id=svc.settings.bot_member_id, actor_id=_actor(who), now=_now(),
         )
-        circle, parent = s.get(Circle, matter.circle_id), s.get(Circle, matter.parent_circle_id)
+        circle, parent = _circle(s, matter.circle_id), _circle(s, matter.parent_circle_id)
         s.refresh(circle)
         return MatterOut(chat_id=circle.chat_id, parent_chat_id=parent.chat_id,
                          members=sorted(m.member_id for m in circle.members))
+
+
+def _circle(s: Session, circle_id: int) -> Circle:
+    circle = s.get(Circle, circle_id)
+    if circle is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound(f"circle {circle_id} is gone", code="CIRCLE_UNKNOWN")
+    return circle
+
+
+def _circle_of(s: Session, ticket: Ticket) -> Circle:
+    return _circle(s, ticket.circle_id)
 
 
 def _actor(who: Principal) -> str:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.book import parse
+from storage.book import parse, rules
 from storage.book.parse import KEY, REQUIRED, Cells, Problem
 from storage.book.reader import KINDS, UnreadableFile, kind_of, read_rows
 from storage.crypto import Keyring
@@ -196,7 +196,7 @@ def _collect_keys(ordered: dict[str, Source], known: Known, report: ImportReport
         for _, c in _rows_named(src):
             key = c.raw(KEY[kind])
             if kind == "staff":
-                role = parse.rules.ROLES.get(c.raw("role").lower())
+                role = rules.ROLES.get(c.raw("role").lower())
                 if key and role is not None:
                     known.staff.setdefault(key, role)
             elif kind == "customers":
