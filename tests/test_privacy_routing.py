@@ -40,6 +40,14 @@ def sessions_of(client: TestClient) -> sessionmaker[Session]:
     return client.app.state.services.sessions  # type: ignore[attr-defined, no-any-return]
 
 
+def _family_id(client: TestClient) -> int:
+    """The demo family's circle id (the demo book decides it, not the test)."""
+    with sessions_of(client)() as s:
+        found = s.scalar(select(Circle.id).where(Circle.chat_id == "demo-family"))
+    assert found is not None
+    return int(found)
+
+
 def _out_rows(client: TestClient, **where: Any) -> list[Message]:
     with sessions_of(client)() as s:
         return list(s.scalars(select(Message).filter_by(direction="out", **where)
@@ -72,7 +80,7 @@ def test_every_answer_to_a_private_message_goes_to_its_sender_alone(
     assert all(r["to"] is not None for r in out["replies"]), out["replies"]
     mine = [r for r in out["replies"] if r["to"] == sender]
     assert mine, "the sender hears back"
-    rows = _out_rows(client, circle_id=1)
+    rows = _out_rows(client, circle_id=_family_id(client))
     assert script in {r.script_id for r in rows if r.recipient_id == sender}
     assert not [r for r in rows if r.recipient_id is None], "nothing said to the group"
 
@@ -388,8 +396,9 @@ def test_oa_customer_service_carries_the_private_answer_beside_a_robot(
     make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
 ) -> None:
     client = _routed(make_client, database_url, mockwx, "robot", wechat_apps={"demo": DEMO_OA})
+    fam = _family_id(client)
     with transaction(sessions_of(client)) as s:  # he wrote to the OA today: its window is open
-        s.add(Message(circle_id=1, direction="in", channel="wechat", channel_msg_id="oa-1",
+        s.add(Message(circle_id=fam, direction="in", channel="wechat", channel_msg_id="oa-1",
                       sender_id=HOLDER, text="你好", created_at=datetime.now(UTC)))
     _holder_asks_unaddressed(client)
     _dispatch(client)
@@ -423,12 +432,13 @@ def test_a_message_for_the_holder_from_the_wifes_oa_chat_needs_his_own_open_wind
     her window: with his closed, it is held and he hears the agent will be in touch."""
     client = _routed(make_client, database_url, mockwx, "robot", wechat_apps={"demo": DEMO_OA})
     now = datetime.now(UTC)
+    fam = _family_id(client)
     with transaction(sessions_of(client)) as s:
-        asked = Message(circle_id=1, direction="in", channel="wechat", channel_msg_id="oa-w1",
+        asked = Message(circle_id=fam, direction="in", channel="wechat", channel_msg_id="oa-w1",
                         sender_id=WIFE, text="下次保费什么时候交", created_at=now)
         s.add(asked)
         s.flush()
-        s.add(Message(circle_id=1, direction="out", channel="wechat", recipient_id=HOLDER,
+        s.add(Message(circle_id=fam, direction="out", channel="wechat", recipient_id=HOLDER,
                       reply_to_id=asked.id, text="王先生您好，刘芳刚刚在私聊中问到了您的保单信息",
                       script_id="privacy.holder_authorize_prompt", status="queued",
                       created_at=now))
@@ -442,10 +452,11 @@ def test_wecom_kf_carries_the_private_answer_beside_a_robot(
     make_client: Callable[..., TestClient], database_url: str, mockwx: MockWX
 ) -> None:
     client = _routed(make_client, database_url, mockwx, "robot", wecom_apps={"kf": KF_APP})
+    fam = _family_id(client)
     with transaction(sessions_of(client)) as s:
         s.add(MemberIdentity(channel="wecom-kf", channel_user_id="wm-ext-1", member_id=HOLDER))
         s.add(ChannelCursor(channel=KF_OPEN, key="wm-ext-1", value="kf|wk-1"))
-        s.add(Message(circle_id=1, direction="in", channel="wecom", channel_msg_id="kf-1",
+        s.add(Message(circle_id=fam, direction="in", channel="wecom", channel_msg_id="kf-1",
                       sender_id=HOLDER, text="你好", created_at=datetime.now(UTC)))
     _holder_asks_unaddressed(client)
     _dispatch(client)

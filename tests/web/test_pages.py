@@ -325,7 +325,7 @@ def test_chat_page_round_trip_for_demo_circles_only(
     assert client.get("/chat/demo-support").status_code == 404
     assert client.get("/chat/not-a-demo").status_code == 404
 
-    plain = make_client(demo=False, data_dir=tmp_path / "plain")
+    plain = make_client(demo=False, insecure_webhook=True, data_dir=tmp_path / "plain")
     assert plain.get("/chat/demo-family").status_code == 404
 
 
