@@ -70,4 +70,4 @@ def address(session: Session, member_id: str | None) -> str | None:
         honorific = strip_controls(member.customer.honorific or "").strip()
         if honorific and not _DIGITS.search(honorific) and not _LINKISH.search(honorific):
             return honorific
-    return polite_name(member.display_name)
+    return polite_name(member.display_name, member.gender)

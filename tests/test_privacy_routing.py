@@ -214,7 +214,7 @@ def test_members_are_addressed_by_their_profile_name(chat: Chat) -> None:
     wife = chat.say(WIFE, "你好", at_bot=True, sender_name="芳芳 13800138000")
     assert "王先生" in holder["replies"][0]["text"]
     assert "阿国" not in holder["replies"][0]["text"]
-    assert wife["replies"][0]["text"].startswith("刘芳")
+    assert wife["replies"][0]["text"].startswith("刘女士"), "her profile: 刘芳, female"
     assert "芳芳" not in wife["replies"][0]["text"]
 
 
@@ -224,7 +224,7 @@ def test_the_holder_prompt_names_who_asked_in_the_group(chat: Chat) -> None:
     assert prompt["text"].startswith("王先生您好，刘芳刚刚在群里问到了您的保单信息")
     assert "刘芳您好" not in prompt["text"]
     [kind] = [r for r in out["replies"] if r["to"] is None]
-    assert kind["text"].startswith("刘芳您好")
+    assert kind["text"].startswith("刘女士您好")
 
 
 def test_a_stranger_asking_is_named_neutrally_to_the_holder(chat: Chat) -> None:
@@ -238,12 +238,12 @@ def test_a_stranger_asking_is_named_neutrally_to_the_holder(chat: Chat) -> None:
 def test_what_escalation_says_about_a_ticket_names_whose_ticket_it_is(
     client: TestClient, chat: Chat
 ) -> None:
-    """The rating question after the wife's case is for 刘芳, not 王先生."""
+    """The rating question after the wife's case is for 刘女士 (her profile), not 王先生."""
     ticket = chat.say(WIFE, "转人工", at_bot=True, sender_name="http://t.cn/x")["ticket_id"]
     r = client.post(f"/api/v1/tickets/{ticket}/resolve", headers=login(client, AGENT))
     assert r.status_code == 200, r.text
     [ask] = [m.text for m in _out_rows(client, script_id="rating.ask")]
-    assert ask.startswith("刘芳，")
+    assert ask.startswith("刘女士，")
 
 
 @pytest.mark.parametrize(("name", "gender", "expected"), [
