@@ -29,6 +29,7 @@ from bot.web.pages import (
     safe_next,
     session_of,
 )
+from circles import customers
 from circles.access import require_circle_access
 from circles.history import cancel_held, latest_inbound, recent_messages, said, send_held_now
 from circles.membership import find_circle
@@ -55,6 +56,10 @@ def _now() -> datetime:
 
 def _actor(who: Principal) -> str:
     return who.member_id or who.username
+
+
+def _today(svc: Services, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(svc.settings.timezone)).date()
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -233,7 +238,7 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
     with svc.sessions() as s:
         t = require_ticket(s, ticket_id, who.role, who.member_id)
         circle = _circle_of(s, t)
-        panel = customer_panel(s, circle)
+        panel = customer_panel(s, circle, today=_today(svc, now))
         events = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
                                 .order_by(TicketEvent.id)))
         names = dict(s.execute(select(Member.id, Member.display_name)).all())
@@ -241,7 +246,8 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
             request, "ticket.html", t=t, circle=circle, panel=panel, events=events,
             names=names, transcript=transcript_rows(s, circle, now),
             sla=sla_state(t, now).value, deadline=next_deadline(t), now=now,
-            slots=t.context.get("slots") or {},
+            slots=t.context.get("slots") or {}, sealed=_sealed_slots(t),
+            slot_names=_slot_names(svc), may_reveal=who.role == UserRole.AGENT,
             suggestions=t.context.get("suggested_scripts") or [],
             team=team(s, who.role, who.member_id),
             done=request.query_params.get("done"), error=request.query_params.get("error"),
@@ -366,6 +372,69 @@ def resolve(ticket_id: int, svc: ServicesDep, who: StaffPage,
 def reopen(ticket_id: int, svc: ServicesDep, who: StaffPage) -> Response:
     return _act(svc, who, ticket_id, "reopen", lambda s, t: tickets.reopen(
         s, t, actor_id=_actor(who), now=_now(), policy=svc.settings.escalation_policy()))
+
+
+# -- reveal a masked number ---------------------------------------------------------------------
+def _sealed_slots(t: Ticket) -> set[str]:
+    """The form answers kept sealed beside their masked copy: those may be revealed."""
+    sealed = (t.context or {}).get("sealed")
+    if not isinstance(sealed, dict):
+        return set()
+    return {k for k, v in sealed.items() if isinstance(v, str)}
+
+
+def _slot_names(svc: Services) -> dict[str, str]:
+    """The Chinese names of form answers (labels.form_slot in scripts_zh/common.yaml)."""
+    return {str(k): str(v) for k, v in (svc.scripts.labels.get("form_slot") or {}).items()}
+
+
+@router.post("/tickets/{ticket_id}/reveal", dependencies=[CsrfChecked])
+def reveal(
+    ticket_id: int, request: Request, svc: ServicesDep, who: StaffPage, *,
+    field: Annotated[str, Form(max_length=16)] = "",
+    member_id: Annotated[str, Form(max_length=64)] = "",
+    slot: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """One masked number in full, through the same audited domain functions as
+    POST /api/v1/customers/{no}/reveal and /api/v1/tickets/{id}/reveal. The value is in this
+    response only (not cached, never written into the ticket page)."""
+    fragment = bool(request.headers.get("HX-Request"))
+    name = ""
+    try:
+        with transaction(svc.sessions) as s:
+            t = require_ticket(s, ticket_id, who.role, who.member_id)
+            if slot:
+                name = _slot_names(svc).get(slot, "表单信息")
+                out = customers.reveal_form_answer(
+                    s, ticket=t, slot=slot, reason=reason, actor=_actor(who), role=who.role,
+                    keyring=svc.keyring, now=_now())
+            else:
+                customer = _circle_of(s, t).customer
+                if customer is None:
+                    raise NotFound("this circle has no customer", code="REVEAL_EMPTY")
+                holder = not member_id
+                person = customer.name if holder else (
+                    s.scalar(select(Member.display_name).where(Member.id == member_id)) or "")
+                name = f"{person} {svc.scripts.label('pii_kind', _PII.get(field, field))}"
+                out = customers.reveal(
+                    s, customer=customer, field=field, member_id=member_id or None,
+                    reason=reason, actor=_actor(who), role=who.role, keyring=svc.keyring,
+                    now=_now())
+    except AppError as exc:
+        if not exc.code.startswith("REVEAL_"):
+            raise  # another team's ticket, a stale form: the usual error page
+        response = render(request, "_revealed.html" if fragment else "revealed.html",
+                          status=200 if fragment else exc.status, t_id=ticket_id,
+                          error=exc.code, value=None, what=name)
+    else:
+        response = render(request, "_revealed.html" if fragment else "revealed.html",
+                          t_id=ticket_id, error=None, value=out["value"], what=name)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_PII = {"phone": "phone", "id_number": "id_card"}
 
 
 # -- a circle ----------------------------------------------------------------------------------
