@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot import chat_links
 from bot.auth import Principal, authenticate
 from bot.http import ServicesDep
 from bot.services import Services
@@ -451,9 +452,16 @@ def circle_page(chat_id: str, request: Request, svc: ServicesDep, who: StaffPage
         open_tickets = find_tickets(
             s, who.role, who.member_id, TicketFilter(open_only=True, circle_id=circle.id),
             now=now)
+        seats = s.execute(
+            select(CircleMember.member_id, Member.display_name)
+            .join(Member, Member.id == CircleMember.member_id)
+            .where(CircleMember.circle_id == circle.id,
+                   CircleMember.role.in_(chat_links.LINKED_ROLES))
+            .order_by(CircleMember.role, CircleMember.id)).all()
         return render(
             request, "circle.html", circle=circle, rows=rows, asked=asked, held=held, now=now,
-            tickets=[t for t, _ in open_tickets],
+            tickets=[t for t, _ in open_tickets], seats=seats,
+            may_link=who.role == UserRole.AGENT and who.member_id == circle.agent_id,
             done=request.query_params.get("done"), error=request.query_params.get("error"),
         )
 
@@ -498,6 +506,35 @@ def held_send(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -
 @router.post("/circles/{chat_id}/held/{message_id}/cancel", dependencies=[CsrfChecked])
 def held_cancel(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -> Response:
     return _held_action(svc, who, chat_id, message_id, send=False)
+
+
+@router.post("/circles/{chat_id}/links", dependencies=[CsrfChecked])
+def member_link(
+    chat_id: str, request: Request, svc: ServicesDep, who: StaffPage, *,
+    member_id: Annotated[str, Form(max_length=64)] = "",
+    days: Annotated[int, Form(ge=1, le=chat_links.MAX_DAYS)] = chat_links.DEFAULT_DAYS,
+) -> Response:
+    """The same link as POST /api/v1/circles/{chat_id}/links, shown once to copy."""
+    fragment = bool(request.headers.get("HX-Request"))
+    try:
+        with transaction(svc.sessions) as s:
+            circle = find_circle(s, chat_id)
+            require_circle_access(s, who.role, who.member_id, circle)
+            link = chat_links.issue(s, svc.signer, circle, member_id, who=who, now=_now(),
+                                    days=days)
+            name = s.scalar(select(Member.display_name).where(Member.id == member_id))
+    except AppError as exc:
+        if not exc.code.startswith("LINK_"):
+            raise
+        response = render(request, "_member_link.html" if fragment else "member_link.html",
+                          status=200 if fragment else exc.status, error=exc.code, link=None,
+                          chat_id=chat_id)
+    else:
+        url = str(request.base_url).rstrip("/") + link.path
+        response = render(request, "_member_link.html" if fragment else "member_link.html",
+                          error=None, link=link, url=url, person=name, chat_id=chat_id)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.get("", include_in_schema=False)
