@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot import chat_links
-from bot.auth import Principal, authenticate
+from bot.auth import Principal
 from bot.http import ServicesDep
+from bot.routes import auth as api_auth
 from bot.services import Services
 from bot.web.pages import (
     CsrfChecked,
@@ -41,7 +42,7 @@ from escalation.panel import customer_panel
 from escalation.queue import Sla, TicketFilter, find_tickets, next_deadline, sla_state
 from storage.db import transaction
 from storage.enums import Delivery, Direction, Priority, Role, TicketStatus, UserRole
-from storage.errors import AppError, BadRequest, NotFound, Unauthorized
+from storage.errors import AppError, BadRequest, NotFound
 from storage.models import Circle, CircleMember, Member, Message, Ticket, TicketEvent
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -75,15 +76,18 @@ async def login(
     password: Annotated[str, Form(max_length=256)] = "",
     next: Annotated[str, Form(max_length=512)] = "/console/",
 ) -> Response:
-    def check() -> Principal:
-        with svc.sessions() as s:
-            return authenticate(s, username, password)
-
-    try:
-        who = await run_in_threadpool(check)  # argon2 is slow on purpose: off the event loop
-    except Unauthorized:
-        return render(request, "login.html", status=401, next=safe_next(next),
-                      error="LOGIN_FAILED", username=username)
+    address = request.client.host if request.client else "unknown"
+    try:  # the API's own check: whatever guards the token endpoint guards this form too
+        who = await run_in_threadpool(api_auth.sign_in, svc, username, password, address)
+    except AppError as exc:
+        if exc.status not in (401, 429):
+            raise
+        page = render(request, "login.html", status=exc.status, next=safe_next(next),
+                      error=exc.code, username=username)
+        retry = getattr(exc, "retry_after", None)
+        if retry:
+            page.headers["Retry-After"] = str(retry)
+        return page
     landing = safe_next(next)
     if landing == "/console/" and who.role == UserRole.SUPERVISOR:
         landing = "/console/dashboard"
