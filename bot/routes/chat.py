@@ -29,7 +29,7 @@ from bot.web.pages import render
 from circles.history import latest_id, recent_messages, said
 from circles.membership import find_circle
 from storage.enums import CircleKind, Role
-from storage.errors import Forbidden, NotFound, PayloadTooLarge
+from storage.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from storage.models import Circle, CircleMember, Member
 
 router = APIRouter(prefix="/chat", include_in_schema=False)
@@ -154,7 +154,10 @@ async def chat_events(chat_id: str, request: Request,
 
     def probe() -> tuple[int]:
         with svc.sessions() as s:
-            return (latest_id(s, _access(svc, s, chat_id, params).circle),)
+            try:
+                return (latest_id(s, _access(svc, s, chat_id, params).circle),)
+            except AppError:  # the link expired or the seat went mid-stream: the page's next
+                return (-1,)  # fetch is refused, and so is the browser's reconnect
 
     async for event in change_events(request, probe):
         yield event

@@ -180,3 +180,14 @@ def test_the_circle_page_hands_out_a_link(real: TestClient) -> None:
                      data={"csrf": "forged", "member_id": "demo-wife"}).status_code == 403
     web_login(real, "demo-supervisor")
     assert "给家人发网页版聊天链接" not in real.get(f"/console/circles/{REAL}").text
+
+
+def test_a_link_dies_with_the_members_seat(real: TestClient) -> None:
+    path = path_of(issue(real, "demo-wife").json()["url"])
+    assert real.get(path).status_code == 200
+    left = real.post("/api/v1/events", json={"chat_id": REAL, "event": "leave",
+                                             "member_id": "demo-wife", "member_name": "刘芳"})
+    assert left.status_code == 200, left.text
+    r = real.get(path)
+    assert r.status_code == 403
+    assert "王建国家庭服务群" not in r.text
