@@ -180,10 +180,10 @@ async def chat_send(
             access = _access(svc, s, chat_id, params)
             people = _people(s, access.circle)
         given = request.headers.get(CHAT_GUARD_HEADER, "")
-        if not hmac.compare_digest(given, _token(svc, chat_id, access.member_id)):
+        if not hmac.compare_digest(given.encode(), _token(svc, chat_id, access.member_id).encode()):
             raise Forbidden("reload the chat page", code="CSRF_FAILED")
         if access.member_id is not None and sender and sender != access.member_id:
-            raise Forbidden("a member link speaks only as its member", code="CHAT_LINK_INVALID")
+            raise Forbidden("a member link speaks only as its member", code="SPEAKER_FORBIDDEN")
         found = next((p for p in people if p.member_id == (access.member_id or sender)), None)
         if found is None:
             raise NotFound(f"{sender!r} is not in this circle", code="MEMBER_UNKNOWN")
@@ -198,6 +198,5 @@ async def chat_send(
             mentions=tuple(m[1:] for m in MENTION.findall(text)),
         )
         await run_in_threadpool(svc.pipeline.handle, inbound)
-    return render(request, "_chat_feed.html",
-                  **_feed(svc, chat_id, params | ({"as": person.member_id} if not params.get(
-                      "member") else {})))
+    shown = params if "member" in params else params | {"as": person.member_id}
+    return render(request, "_chat_feed.html", **_feed(svc, chat_id, shown))
