@@ -41,8 +41,10 @@ def _audit(svc: Services, kind: str, username: str, address: str, **data: object
                          data=dict(data), created_at=datetime.now(UTC)))
 
 
-def checked_login(svc: Services, username: str, password: str, address: str) -> Principal:
-    """Every login, API or page: throttled per username and address, each failure audited."""
+def sign_in(svc: Services, username: str, password: str, address: str) -> Principal:
+    """The one password check behind both the API token and the console's login form, throttled
+    per username and client address, every failure audited. Blocking on purpose (argon2): call
+    it off the event loop."""
     throttle = throttle_of(svc)
     wait = throttle.retry_after(username, address)
     if wait:
@@ -67,7 +69,7 @@ async def login(
     address = request.client.host if request.client else "unknown"
 
     def check() -> dict[str, object]:
-        who = checked_login(svc, form.username, form.password, address)
+        who = sign_in(svc, form.username, form.password, address)
         return {
             "access_token": svc.signer.issue(who),
             "token_type": "bearer",

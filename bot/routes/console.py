@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot import chat_links
 from bot.auth import Principal
 from bot.http import ServicesDep
-from bot.routes.auth import Throttled, checked_login
+from bot.routes import auth as api_auth
 from bot.services import Services
 from bot.web.pages import (
     CsrfChecked,
@@ -30,6 +31,7 @@ from bot.web.pages import (
     safe_next,
     session_of,
 )
+from circles import customers
 from circles.access import require_circle_access
 from circles.history import cancel_held, latest_inbound, recent_messages, said, send_held_now
 from circles.membership import find_circle
@@ -40,7 +42,7 @@ from escalation.panel import customer_panel
 from escalation.queue import Sla, TicketFilter, find_tickets, next_deadline, sla_state
 from storage.db import transaction
 from storage.enums import Delivery, Direction, Priority, Role, TicketStatus, UserRole
-from storage.errors import AppError, BadRequest, NotFound, Unauthorized
+from storage.errors import AppError, BadRequest, NotFound
 from storage.models import Circle, CircleMember, Member, Message, Ticket, TicketEvent
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -58,6 +60,10 @@ def _actor(who: Principal) -> str:
     return who.member_id or who.username
 
 
+def _today(svc: Services, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(svc.settings.timezone)).date()
+
+
 # -- login -------------------------------------------------------------------------------------
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> Response:
@@ -71,14 +77,17 @@ async def login(
     next: Annotated[str, Form(max_length=512)] = "/console/",
 ) -> Response:
     address = request.client.host if request.client else "unknown"
-    try:  # argon2 is slow on purpose: off the event loop; throttled and audited like the API
-        who = await run_in_threadpool(checked_login, svc, username, password, address)
-    except Throttled:
-        return render(request, "login.html", status=429, next=safe_next(next),
-                      error="LOGIN_THROTTLED", username=username)
-    except Unauthorized:
-        return render(request, "login.html", status=401, next=safe_next(next),
-                      error="LOGIN_FAILED", username=username)
+    try:  # the API's own check: whatever guards the token endpoint guards this form too
+        who = await run_in_threadpool(api_auth.sign_in, svc, username, password, address)
+    except AppError as exc:
+        if exc.status not in (401, 429):
+            raise
+        page = render(request, "login.html", status=exc.status, next=safe_next(next),
+                      error=exc.code, username=username)
+        retry = getattr(exc, "retry_after", None)
+        if retry:
+            page.headers["Retry-After"] = str(retry)
+        return page
     landing = safe_next(next)
     if landing == "/console/" and who.role == UserRole.SUPERVISOR:
         landing = "/console/dashboard"
@@ -234,7 +243,7 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
     with svc.sessions() as s:
         t = require_ticket(s, ticket_id, who.role, who.member_id)
         circle = _circle_of(s, t)
-        panel = customer_panel(s, circle)
+        panel = customer_panel(s, circle, today=_today(svc, now))
         events = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
                                 .order_by(TicketEvent.id)))
         names = dict(s.execute(select(Member.id, Member.display_name)).all())
@@ -242,7 +251,8 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
             request, "ticket.html", t=t, circle=circle, panel=panel, events=events,
             names=names, transcript=transcript_rows(s, circle, now),
             sla=sla_state(t, now).value, deadline=next_deadline(t), now=now,
-            slots=t.context.get("slots") or {},
+            slots=t.context.get("slots") or {}, sealed=_sealed_slots(t),
+            slot_names=_slot_names(svc), may_reveal=who.role == UserRole.AGENT,
             suggestions=t.context.get("suggested_scripts") or [],
             team=team(s, who.role, who.member_id),
             done=request.query_params.get("done"), error=request.query_params.get("error"),
@@ -369,6 +379,69 @@ def reopen(ticket_id: int, svc: ServicesDep, who: StaffPage) -> Response:
         s, t, actor_id=_actor(who), now=_now(), policy=svc.settings.escalation_policy()))
 
 
+# -- reveal a masked number ---------------------------------------------------------------------
+def _sealed_slots(t: Ticket) -> set[str]:
+    """The form answers kept sealed beside their masked copy: those may be revealed."""
+    sealed = (t.context or {}).get("sealed")
+    if not isinstance(sealed, dict):
+        return set()
+    return {k for k, v in sealed.items() if isinstance(v, str)}
+
+
+def _slot_names(svc: Services) -> dict[str, str]:
+    """The Chinese names of form answers (labels.form_slot in scripts_zh/common.yaml)."""
+    return {str(k): str(v) for k, v in (svc.scripts.labels.get("form_slot") or {}).items()}
+
+
+@router.post("/tickets/{ticket_id}/reveal", dependencies=[CsrfChecked])
+def reveal(
+    ticket_id: int, request: Request, svc: ServicesDep, who: StaffPage, *,
+    field: Annotated[str, Form(max_length=16)] = "",
+    member_id: Annotated[str, Form(max_length=64)] = "",
+    slot: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """One masked number in full, through the same audited domain functions as
+    POST /api/v1/customers/{no}/reveal and /api/v1/tickets/{id}/reveal. The value is in this
+    response only (not cached, never written into the ticket page)."""
+    fragment = bool(request.headers.get("HX-Request"))
+    name = ""
+    try:
+        with transaction(svc.sessions) as s:
+            t = require_ticket(s, ticket_id, who.role, who.member_id)
+            if slot:
+                name = _slot_names(svc).get(slot, "表单信息")
+                out = customers.reveal_form_answer(
+                    s, ticket=t, slot=slot, reason=reason, actor=_actor(who), role=who.role,
+                    keyring=svc.keyring, now=_now())
+            else:
+                customer = _circle_of(s, t).customer
+                if customer is None:
+                    raise NotFound("this circle has no customer", code="REVEAL_EMPTY")
+                holder = not member_id
+                person = customer.name if holder else (
+                    s.scalar(select(Member.display_name).where(Member.id == member_id)) or "")
+                name = f"{person} {svc.scripts.label('pii_kind', _PII.get(field, field))}"
+                out = customers.reveal(
+                    s, customer=customer, field=field, member_id=member_id or None,
+                    reason=reason, actor=_actor(who), role=who.role, keyring=svc.keyring,
+                    now=_now())
+    except AppError as exc:
+        if not exc.code.startswith("REVEAL_"):
+            raise  # another team's ticket, a stale form: the usual error page
+        response = render(request, "_revealed.html" if fragment else "revealed.html",
+                          status=200 if fragment else exc.status, t_id=ticket_id,
+                          error=exc.code, value=None, what=name)
+    else:
+        response = render(request, "_revealed.html" if fragment else "revealed.html",
+                          t_id=ticket_id, error=None, value=out["value"], what=name)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_PII = {"phone": "phone", "id_number": "id_card"}
+
+
 # -- a circle ----------------------------------------------------------------------------------
 @router.get("/circles/{chat_id}", response_class=HTMLResponse)
 def circle_page(chat_id: str, request: Request, svc: ServicesDep, who: StaffPage) -> Response:
@@ -383,9 +456,16 @@ def circle_page(chat_id: str, request: Request, svc: ServicesDep, who: StaffPage
         open_tickets = find_tickets(
             s, who.role, who.member_id, TicketFilter(open_only=True, circle_id=circle.id),
             now=now)
+        seats = s.execute(
+            select(CircleMember.member_id, Member.display_name)
+            .join(Member, Member.id == CircleMember.member_id)
+            .where(CircleMember.circle_id == circle.id,
+                   CircleMember.role.in_(chat_links.LINKED_ROLES))
+            .order_by(CircleMember.role, CircleMember.id)).all()
         return render(
             request, "circle.html", circle=circle, rows=rows, asked=asked, held=held, now=now,
-            tickets=[t for t, _ in open_tickets],
+            tickets=[t for t, _ in open_tickets], seats=seats,
+            may_link=who.role == UserRole.AGENT and who.member_id == circle.agent_id,
             done=request.query_params.get("done"), error=request.query_params.get("error"),
         )
 
@@ -430,6 +510,35 @@ def held_send(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -
 @router.post("/circles/{chat_id}/held/{message_id}/cancel", dependencies=[CsrfChecked])
 def held_cancel(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -> Response:
     return _held_action(svc, who, chat_id, message_id, send=False)
+
+
+@router.post("/circles/{chat_id}/links", dependencies=[CsrfChecked])
+def member_link(
+    chat_id: str, request: Request, svc: ServicesDep, who: StaffPage, *,
+    member_id: Annotated[str, Form(max_length=64)] = "",
+    days: Annotated[int, Form(ge=1, le=chat_links.MAX_DAYS)] = chat_links.DEFAULT_DAYS,
+) -> Response:
+    """The same link as POST /api/v1/circles/{chat_id}/links, shown once to copy."""
+    fragment = bool(request.headers.get("HX-Request"))
+    try:
+        with transaction(svc.sessions) as s:
+            circle = find_circle(s, chat_id)
+            require_circle_access(s, who.role, who.member_id, circle)
+            link = chat_links.issue(s, svc.signer, circle, member_id, who=who, now=_now(),
+                                    days=days)
+            name = s.scalar(select(Member.display_name).where(Member.id == member_id))
+    except AppError as exc:
+        if not exc.code.startswith("LINK_"):
+            raise
+        response = render(request, "_member_link.html" if fragment else "member_link.html",
+                          status=200 if fragment else exc.status, error=exc.code, link=None,
+                          chat_id=chat_id)
+    else:
+        url = str(request.base_url).rstrip("/") + link.path
+        response = render(request, "_member_link.html" if fragment else "member_link.html",
+                          error=None, link=link, url=url, person=name, chat_id=chat_id)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.get("", include_in_schema=False)

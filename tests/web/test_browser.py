@@ -159,6 +159,15 @@ def test_agent_sees_a_new_ticket_arrive_live_and_works_it(page: Page, server: st
     page.evaluate("window.scrollTo(0, 0)")
     _shot(page, "ticket")
 
+    # reveal the customer's phone: a reason first, the number in this response only
+    phone = page.locator("#customer .profile details.reveal").first
+    phone.locator("summary").click()
+    phone.locator("input[name=reason]").fill("客户要求回电")
+    phone.locator("button[type=submit]").click()
+    expect(phone.locator(".reveal-out")).to_contain_text("13812345678")
+    page.reload()
+    expect(page.locator("#customer")).not_to_contain_text("13812345678")
+
     page.fill("#resolve-form input[name=note]", "已答复理赔进度")
     page.click("#resolve-form button")
     expect(page.locator(".flash")).to_contain_text("工单已解决")
@@ -214,3 +223,28 @@ def test_chat_page_round_trip(page: Page, server: str) -> None:
     expect(page.locator("#private-feed")).not_to_contain_text("CC2024000123")
     page.set_viewport_size({"width": 390, "height": 844})
     _shot(page, "chat-phone")
+
+
+def test_a_member_link_opens_the_chat_as_that_member_only(
+    page: Page, browser: Browser, server: str
+) -> None:
+    _login(page, "demo-agent")
+    page.goto("/console/circles/demo-family")
+    page.locator("#member-links summary").click()
+    page.select_option("#member-links select[name=member_id]", "demo-wife")
+    page.click("#member-links button[type=submit]")
+    url = page.locator("#link-out input.link-url").input_value()
+    assert "sig=" in url
+
+    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    errors: list[str] = []
+    member = context.new_page()
+    member.on("pageerror", lambda exc: errors.append(str(exc)))
+    member.goto(url)
+    expect(member.locator(".speaking-as")).to_contain_text("刘芳")
+    expect(member.locator("a.as")).to_have_count(0)  # no switching to another member
+    member.locator("#chat-text").fill("@小助手 我想问一下理赔进度")
+    member.click(".chat-input button[type=submit]")
+    expect(member.locator("#group-feed .bubble-row.mine").last).to_contain_text("理赔进度")
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
