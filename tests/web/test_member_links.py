@@ -27,7 +27,8 @@ REAL = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"
 @pytest.fixture
 def real(make_client: Any, tmp_path: Path) -> TestClient:
     """A service without the demo, holding the demo family's book under a real WeCom chat id."""
-    client: TestClient = make_client(demo=False, data_dir=tmp_path / "real")
+    client: TestClient = make_client(demo=False, insecure_webhook=True,
+                                     data_dir=tmp_path / "real")
     svc = client.app.state.services  # type: ignore[attr-defined]
     with transaction(svc.sessions) as s:
         seed_demo(s, svc.settings, keyring=svc.keyring, scripts=svc.scripts)
