@@ -20,6 +20,7 @@ from bot.routes import (
     admin,
     auth,
     book,
+    care,
     chat,
     circles,
     console,
@@ -91,7 +92,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
                    summaries, reports, rasa_actions, console, dashboard, chat, docs, book,
-                   customers, group_events):
+                   customers, group_events, care):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
