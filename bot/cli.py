@@ -208,16 +208,19 @@ def cmd_care_plan(args: argparse.Namespace) -> None:
     settings, sessions = _database()
     scripts = ScriptLibrary()
     count = 0
-    with sessions() as s:
-        for item in plan_day(s, scripts, settings.care_settings(), args.date,
-                             bot_name=settings.bot_name):
-            count += 1
-            if args.jsonl:
-                _emit(item.public())
-            else:
-                to = item.recipient or "group"
-                print(f"{item.send_at.isoformat()}  {item.kind:<15} {item.circle} -> {to} "
-                      f"[{item.route}] {item.script_id}: {item.text}")
+    try:
+        with sessions() as s:
+            for item in plan_day(s, scripts, settings.care_settings(), args.date,
+                                 bot_name=settings.bot_name):
+                count += 1
+                if args.jsonl:
+                    _emit(item.public())
+                else:
+                    to = item.recipient or "group"
+                    print(f"{item.send_at.isoformat()}  {item.kind:<15} {item.circle} -> {to} "
+                          f"[{item.route}] {item.script_id}: {item.text}")
+    finally:
+        sessions.kw["bind"].dispose()
     if not args.jsonl:
         print(f"{count} message(s) planned for {args.date.isoformat()}; nothing sent")
 

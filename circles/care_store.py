@@ -243,10 +243,11 @@ def _support_of(session: Session, agent_id: str | None) -> int:
 
 # -- the agent's drafts -----------------------------------------------------------------------
 def decide(
-    session: Session, scripts: ScriptLibrary, draft: CareDraft, action: str, *, actor: str,
-    now: datetime, text: str | None = None,
+    session: Session, scripts: ScriptLibrary, settings: care.CareSettings, draft: CareDraft,
+    action: str, *, actor: str, now: datetime, text: str | None = None,
 ) -> CareDraft:
-    """approve (send now), edit (send these words now) or skip (never send)."""
+    """approve (send now), edit (send these words now) or skip (never send); "now" waits for
+    the end of quiet hours."""
     if draft.status != "pending":
         raise Conflict(f"draft {draft.id} was already {draft.status}", code="CARE_DRAFT_DECIDED")
     row = session.get(FollowUp, draft.followup_id)
@@ -266,9 +267,9 @@ def decide(
         row.status = FollowUpStatus.CANCELLED
         draft.status = "skipped"
     else:
-        row.due_at = now
+        row.due_at = care.out_of_quiet(now, settings)
         draft.status = "approved" if action == "approve" else "edited"
-        wakeups.announce(session, now)
+        wakeups.announce(session, row.due_at)
     draft.decided_by, draft.decided_at = actor, now
     return draft
 

@@ -321,3 +321,18 @@ def test_the_cli_prints_the_plan_masked_one_object_a_line(
         main(["care", "plan", "--date", "2027-02-30"])
     assert exc.value.code == 2
     assert _care_rows(book) == []
+
+
+def test_an_approval_in_quiet_hours_waits_for_the_morning(
+    book: TestClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _agent_first(book)
+    _scan(book, at(6, 0))
+    monkeypatch.setattr("bot.routes.care._now", lambda: at(7, 0))
+    draft = _drafts(book)[0]
+    r = book.post(f"/api/v1/care/drafts/{draft['id']}/approve", headers=login(book, "demo-agent"))
+    assert r.status_code == 200
+    _scan(book, at(7, 1))
+    assert _care_texts(book) == []
+    _scan(book, at(9, 30))
+    assert len(_care_texts(book)) == 1
