@@ -114,8 +114,8 @@ def _decide(svc: ServicesDep, who: Principal, draft_id: int, action: str,
                                            or circle.agent_id != who.member_id):
             raise Forbidden("only the circle's agent decides its care drafts",
                             code="CARE_DRAFT_FORBIDDEN")
-        care_store.decide(s, svc.scripts, svc.settings.care_settings(), draft, action, actor=who.member_id or who.username,
-                          now=_now(), text=text)
+        care_store.decide(s, svc.scripts, svc.settings.care_settings(), draft, action,
+                          actor=who.member_id or who.username, now=_now(), text=text)
         return _view(draft, circle.chat_id)
 
 
