@@ -284,6 +284,8 @@ def plan_family(
     """What this family (and its agent) hears on `day`, capped and with opt-outs honoured."""
     drafts = [d for d in _drafts(fam, day, settings, holiday)
               if d.to_agent or OPT_OUT_CATEGORY.get(d.kind) not in fam.opted_out]
+    if fam.holder.member_id is None:  # nobody to tell privately: policy data never goes to all
+        drafts = [d for d in drafts if not d.private]
     family_side = sorted((d for d in drafts if not d.to_agent),
                          key=lambda d: (PRIORITY.index(d.kind), d.subject))
     room = max(settings.weekly_cap - fam.sent_this_week, 0)

@@ -336,3 +336,29 @@ def test_an_approval_in_quiet_hours_waits_for_the_morning(
     assert _care_texts(book) == []
     _scan(book, at(9, 30))
     assert len(_care_texts(book)) == 1
+
+
+def test_a_run_killed_half_way_is_finished_by_the_next_tick(book: TestClient) -> None:
+    svc = _svc(book)
+    with svc.sessions() as s:
+        items = list(care_store.plan_day(s, svc.scripts, CARE, DAY, bot_name="小助手",
+                                         not_before=at(6, 0)))
+    with transaction(svc.sessions) as s:  # the first chunk committed, then the process died
+        care_store.enqueue(s, svc.scripts, CARE, items[0], now=at(6, 0))
+    report = _run(book, at(6, 1))
+    assert report is not None
+    assert (report.planned, report.created) == (2, 1)
+    assert len(_care_rows(book)) == 2
+    _scan(book, at(9, 30))
+    assert len(_care_texts(book)) == 2
+
+
+def test_opt_out_in_a_private_chat_without_addressing_the_bot(book: TestClient) -> None:
+    said = Chat(book).say("demo-customer", "节日祝福就不用发了", private=True)
+    assert "已经为您关闭节日祝福" in said["replies"][0]["text"]
+    with sessions_of(book)() as s:
+        assert list(s.scalars(select(CareOptOut.category))) == ["holiday"]
+    said = Chat(book).say("demo-wife", "生日祝福就不用发了")  # chatter in the group: not for us
+    assert said["replies"] == []
+    with sessions_of(book)() as s:
+        assert list(s.scalars(select(CareOptOut.category))) == ["holiday"]

@@ -211,3 +211,9 @@ def test_what_a_member_says(scripts: ScriptLibrary, text: str, opt_in: bool,
                                   "取消保单要什么材料"])
 def test_other_messages_are_not_care_commands(scripts: ScriptLibrary, text: str) -> None:
     assert care.read_command(text, scripts.labels["care_words"]) is None
+
+
+def test_without_the_holders_member_id_nothing_private_is_planned(scripts: ScriptLibrary) -> None:
+    fam = _family(holder=care.Person(None, "王建国", date(1980, 4, 9)))
+    items = _plan(fam, date(2027, 4, 9), scripts)  # premium due tomorrow, and his birthday
+    assert [(i.kind, i.recipient) for i in items] == [("birthday", None)]
