@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, true, update
+from sqlalchemy import ColumnElement, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -298,6 +298,8 @@ def command_reply(
     label = _labels(scripts, () if asked == care.CATEGORIES else asked)
     set_opt_out(session, circle.customer_id, asked, opt_in=command.opt_in, member_id=member_id,
                 now=now)
+    if not command.opt_in:
+        cancel_pending(session, circle.id, asked, actor=member_id, now=now)
     if command.opt_in:
         return scripts.render("care.opt_in_done", {"categories": label})
     done = scripts.render("care.opt_out_done", {"categories": label})
@@ -305,6 +307,29 @@ def command_reply(
         note = scripts.render("care.opt_out_grace_note", {})
         return Rendered(done.text + note.text, done.script_id, done.version)
     return done
+
+
+def cancel_pending(
+    session: Session, circle_id: int, categories: Iterable[str], *, actor: str | None,
+    now: datetime,
+) -> int:
+    """Today's messages of the categories just switched off, not yet sent, are not sent."""
+    wanted = set(categories)
+    kinds = [k for k, c in care.OPT_OUT_CATEGORY.items() if c in wanted]
+    if not kinds:
+        return 0
+    rows = list(session.scalars(select(FollowUp).where(
+        FollowUp.circle_id == circle_id, FollowUp.status == FollowUpStatus.PENDING,
+        or_(*(FollowUp.dedupe_key.like(f"care:{k}:%") for k in kinds)))))
+    for row in rows:
+        row.status = FollowUpStatus.CANCELLED
+    if rows:
+        session.execute(
+            update(CareDraft).where(CareDraft.followup_id.in_([r.id for r in rows]),
+                                    CareDraft.status == "pending")
+            .values(status="skipped", decided_by=actor, decided_at=now)
+            .execution_options(synchronize_session=False))
+    return len(rows)
 
 
 def _labels(scripts: ScriptLibrary, categories: Iterable[str]) -> str:

@@ -362,3 +362,13 @@ def test_opt_out_in_a_private_chat_without_addressing_the_bot(book: TestClient) 
     assert said["replies"] == []
     with sessions_of(book)() as s:
         assert list(s.scalars(select(CareOptOut.category))) == ["holiday"]
+
+
+def test_an_opt_out_after_the_run_stops_the_days_pending_reminders(book: TestClient) -> None:
+    _run(book, at(6, 0))
+    assert len(_care_rows(book)) == 2
+    said = Chat(book).say("demo-customer", "别再提醒我交费了", at_bot=True)
+    assert "已经为您关闭交费提醒" in said["replies"][0]["text"]
+    _scan(book, at(9, 30))
+    assert _care_texts(book) == []
+    assert {r.status for r in _care_rows(book)} == {FollowUpStatus.CANCELLED}
