@@ -338,9 +338,9 @@ def read_command(text: str, words: Mapping[str, str]) -> CareCommand | None:
     opt_out = not opt_in and re.search(words["opt_out"], body) is not None
     if not (opt_in or opt_out):
         return None
-    if re.search(words["any"], body) is None:  # "关闭自动扣款" is not about our messages
-        return None
     found = tuple(c for c in CATEGORIES if re.search(words[c], body))
+    if not found and re.search(words["any"], body) is None:  # "群里别发广告" is not about us
+        return None
     return CareCommand(opt_in=opt_in, categories=found)
 
 

