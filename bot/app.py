@@ -21,6 +21,7 @@ from bot.routes import (
     admin,
     auth,
     book,
+    care,
     chat,
     circles,
     console,
@@ -121,7 +122,7 @@ def create_app(
     install_openapi(app)
     for module in (health, messages, auth, circles, nlu, admin, wechat, wecom, tickets, followups,
                    summaries, reports, rasa_actions, console, dashboard, chat, docs, book,
-                   customers, group_events):
+                   customers, group_events, care):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

@@ -1,5 +1,5 @@
 """The `corecircle` command: serve, scheduler, nlu parse, pii mask, scripts lint/export, db
-upgrade, import, users, demo generate, keys reseal."""
+upgrade, import, users, demo generate, care plan, keys reseal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,6 +219,37 @@ def cmd_import(args: argparse.Namespace) -> None:
         raise SystemExit(f"{report.problem_count} problem(s): nothing written")
 
 
+def _plan_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+def cmd_care_plan(args: argparse.Namespace) -> None:
+    """What the daily care run would send on a date; nothing is sent or written."""
+    from circles.care_store import plan_day  # noqa: PLC0415
+
+    settings, sessions = _database()
+    scripts = ScriptLibrary()
+    count = 0
+    try:
+        with sessions() as s:
+            for item in plan_day(s, scripts, settings.care_settings(), args.date,
+                                 bot_name=settings.bot_name):
+                count += 1
+                if args.jsonl:
+                    _emit(item.public())
+                else:
+                    to = item.recipient or "group"
+                    print(f"{item.send_at.isoformat()}  {item.kind:<15} {item.circle} -> {to} "
+                          f"[{item.route}] {item.script_id}: {item.text}")
+    finally:
+        sessions.kw["bind"].dispose()
+    if not args.jsonl:
+        print(f"{count} message(s) planned for {args.date.isoformat()}; nothing sent")
+
+
 def _read_password(from_stdin: bool, *, required: bool) -> str | None:
     """Never from an argument (it would sit in the shell history and the process list)."""
     if from_stdin:
@@ -365,6 +396,13 @@ def _add_book_commands(sub: Any) -> None:
     gen.add_argument("--agents", type=int, default=None, help="default: one per 400 customers")
     gen.add_argument("--seed", type=int, default=1)
     gen.set_defaults(func=cmd_demo_generate)
+
+    care = sub.add_parser("care", help="proactive care").add_subparsers(dest="sub",
+                                                                       required=True)
+    cplan = care.add_parser("plan", help="print what the daily care run would send on a date")
+    cplan.add_argument("--date", type=_plan_date, required=True, help="YYYY-MM-DD")
+    cplan.add_argument("--jsonl", action="store_true", help="one JSON object a line")
+    cplan.set_defaults(func=cmd_care_plan)
 
     keys = sub.add_parser("keys", help="data keys").add_subparsers(dest="sub", required=True)
     keys.add_parser("reseal", help="re-seal every personal number under the current data key"

@@ -28,7 +28,7 @@ from bot.metrics import Metrics
 from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine, Parse
 from bot.settings import Settings
 from bot.turn import Turn
-from circles import speaking
+from circles import care_store, speaking
 from circles.membership import Speaker, find_circle, resolve_speaker
 from escalation.notify import display_name, queue_notice
 from escalation.risk import Risk
@@ -154,6 +154,16 @@ class Pipeline:
                 return speaking.Decision(True, speaking.Why.PENDING), actions.Result([thanks])
             if handoff.held_by_human(turn) is not None:
                 return speaking.Decision(False, speaking.Why.HUMAN_ACTIVE), actions.Result()
+        if not is_bot and not turn.speaker.is_staff and (
+                turn.inbound.private or self._addressed(turn.inbound)):
+            # 5b2. "别再提醒我交费了" / "恢复提醒": proactive care's opt-out, kept and confirmed
+            said = care_store.command_reply(
+                turn.session, self.scripts, turn.circle, member_id=turn.speaker.member_id,
+                is_holder=turn.speaker.is_holder, speaker_name=turn.speaker.display_name,
+                text=turn.inbound.text, now=turn.now)
+            if said is not None:
+                return speaking.Decision(True, speaking.Why.ADDRESSED), actions.Result(
+                    [Reply(said.text, None, said.script_id, said.version)])
         risk = handoff.complaint_risk(turn)
         pending = actions.pending(turn) if turn.speaker.member_id else None
         decision = speaking.decide(

@@ -242,13 +242,15 @@ def start_scheduler(
     # Unique per scheduler (a second one in this process must not share its leases).
     owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # <= 64
     stale_after = timedelta(hours=settings.followup_stale_hours)
+    care = settings.care_settings() if settings.care_enabled else None
 
     def scan(now: datetime) -> TickReport:
         return tick(svc.sessions, svc.scripts, policy, now=now, owner=owner,
-                    stale_after=stale_after, batch_size=settings.followup_batch_size)
+                    stale_after=stale_after, batch_size=settings.followup_batch_size,
+                    care=care, bot_name=settings.bot_name)
 
     def due(now: datetime) -> datetime | None:
-        return next_due(svc.sessions, now=now)
+        return next_due(svc.sessions, now=now, care=care)
 
     runner = EscalationScheduler(scan, interval=settings.scheduler_interval_seconds,
                                  metrics=svc.metrics, clock=clock, next_due=due)

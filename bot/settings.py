@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from circles.care import CareSettings
 from escalation.policy import DEFAULT_FIRST_RESPONSE, DEFAULT_RESOLVE, EscalationPolicy
 from storage.enums import Priority
 
@@ -168,6 +170,28 @@ class Settings(BaseSettings):
     followup_batch_size: int = Field(
         default=100, ge=1, le=10_000, description="due follow-ups claimed per tick, oldest first"
     )
+
+    # -- proactive care (circles/care.py, README "Proactive care") -------------------------------
+    care_enabled: bool = Field(default=True, description="the daily care run in the scan")
+    care_send_time: time = Field(default=time(9, 30), description="local send time of care")
+    care_quiet_start: time = Field(default=time(22), description="quiet hours start (local)")
+    care_quiet_end: time = Field(default=time(8), description="quiet hours end (local)")
+    care_weekly_cap: int = Field(default=3, ge=0, description="care messages a family a week")
+    care_grace_days: int = Field(default=60, ge=1, description="grace period after a due date")
+    care_cooling_off_days: int = Field(default=15, ge=1, description="犹豫期 after effective date")
+    care_route: Literal["direct", "agent_first"] = Field(
+        default="direct", description="a circle's care route unless the circle sets its own")
+    care_draft_timeout_minutes: int = Field(
+        default=120, ge=1, description="agent first: an untouched draft is sent this much later")
+
+    def care_settings(self) -> CareSettings:
+        return CareSettings(
+            timezone=self.timezone, send_time=self.care_send_time,
+            quiet_start=self.care_quiet_start, quiet_end=self.care_quiet_end,
+            weekly_cap=self.care_weekly_cap, grace_days=self.care_grace_days,
+            cooling_off_days=self.care_cooling_off_days, default_route=self.care_route,
+            draft_timeout_minutes=self.care_draft_timeout_minutes,
+        )
 
     def escalation_policy(self) -> EscalationPolicy:
         return EscalationPolicy(

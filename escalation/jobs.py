@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from circles import care_store
+from circles.care import CareSettings
 from escalation import digest, followups, sla
 from escalation.policy import EscalationPolicy
 from storage.db import transaction
@@ -38,6 +40,8 @@ def tick(
     owner: str,
     stale_after: timedelta = followups.STALE_AFTER,
     batch_size: int = followups.BATCH_SIZE,
+    care: CareSettings | None = None,
+    bot_name: str = "小助手",
 ) -> TickReport:
     report = TickReport()
     with transaction(sessions) as s:
@@ -62,14 +66,21 @@ def tick(
                  dict(Counter(report.followups.values())))
     # -- the 18:00 digest into each support circle (once per circle per day; digest.py) ----
     digest.run(sessions, scripts, now=now)
+    # -- the day's proactive care into the outbox (once per day; circles/care_store.py) -----
+    if care is not None:
+        care_store.run(sessions, scripts, care, now=now, bot_name=bot_name)
     return report
 
 
-def next_due(sessions: sessionmaker[Session], *, now: datetime) -> datetime | None:
+def next_due(
+    sessions: sessionmaker[Session], *, now: datetime, care: CareSettings | None = None
+) -> datetime | None:
     """The earliest moment the scan has something to do after `now`'s scan: a follow-up or a
     lease running out, or an SLA rung (the rungs at or before `now` were fired by that scan)."""
     with sessions() as s:
         times = [followups.next_due(s, now=now), sla.next_rung(s, after=now)]
     times.append(digest.next_time(now))
+    if care is not None:
+        times.append(care_store.next_time(now, care))
     found = [t for t in times if t is not None]
     return min(found) if found else None

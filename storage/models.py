@@ -169,6 +169,8 @@ class Circle(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dissolved_at: Mapped[datetime | None]
     import_digest: Mapped[str | None] = mapped_column(String(64))
+    # Proactive care: "direct" or "agent_first" (drafts for the agent); None: the setting
+    care_route: Mapped[str | None] = mapped_column(String(16))
 
     customer: Mapped[Customer | None] = relationship()
     members: Mapped[list[CircleMember]] = relationship(back_populates="circle")
@@ -453,6 +455,57 @@ class DigestSend(Base):
     day: Mapped[date] = mapped_column(Date)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CareOptOut(Base):
+    """A family asked us to stop one category of care messages ("别再提醒我交费了").
+
+    Never deleted: "恢复提醒" sets `revoked_at`, so the record shows who asked for what, when."""
+
+    __tablename__ = "care_opt_outs"
+    __table_args__ = (Index("ix_care_opt_outs_customer", "customer_id", "category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    category: Mapped[str] = mapped_column(String(16))  # circles.care.CATEGORIES
+    member_id: Mapped[str | None] = mapped_column(String(64))  # who asked
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CareDraft(Base):
+    """Agent first: a care message shown to the agent before it goes out.
+
+    The message itself is a pending follow-up due at `auto_send_at` (sent as is unless the
+    agent acts); approving brings it forward, editing changes its words, skipping cancels it."""
+
+    __tablename__ = "care_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
+    circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"), index=True)
+    followup_id: Mapped[int] = mapped_column(ForeignKey("followups.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    recipient_id: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # approved|edited|skipped
+    auto_send_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CareRun(Base):
+    """The daily care run of one day, written when it finished (the scan skips a done day)."""
+
+    __tablename__ = "care_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, unique=True)
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # -- masked on every write, whoever writes ---------------------------------------------------
