@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from circles import care
 from escalation import followups
+from escalation.access import visible_circles
 from storage import wakeups
 from storage.db import transaction
-from storage.enums import CircleKind, CircleStatus, FollowUpKind, FollowUpStatus
-from storage.errors import BadRequest, Conflict
+from storage.enums import CircleKind, CircleStatus, FollowUpKind, FollowUpStatus, UserRole
+from storage.errors import BadRequest, Conflict, Forbidden, NotFound
 from storage.formats import moment
 from storage.models import (
     CareDraft,
@@ -46,6 +47,7 @@ RUN_HOUR = 6  # local: the day's care is planned from 06:00 on, well before the 
 CHUNK = 500  # plan items written per transaction
 CREATED_BY = "care"
 MAX_DRAFT_CHARS = 1000
+MAX_PAGE_DRAFTS = 200  # pending drafts one console page lists
 
 
 # -- loading the book -------------------------------------------------------------------------
@@ -242,6 +244,46 @@ def _support_of(session: Session, agent_id: str | None) -> int:
 
 
 # -- the agent's drafts -----------------------------------------------------------------------
+def drafts_of(
+    session: Session, role: UserRole, member_id: str | None, *, status: str | None = None,
+    limit: int = 100,
+) -> list[tuple[CareDraft, Circle]]:
+    """Drafts of the circles this login may see (the agent's own, a supervisor's team's, an
+    admin all), newest first: what GET /api/v1/care/drafts and the console's care page list."""
+    q = (select(CareDraft, Circle).join(Circle, Circle.id == CareDraft.circle_id)
+         .where(visible_circles(session, role, member_id))
+         .order_by(CareDraft.id.desc()).limit(limit))
+    if status is not None:
+        q = q.where(CareDraft.status == status)
+    return [(d, c) for d, c in session.execute(q).tuples()]
+
+
+def pending_count(session: Session, role: UserRole, member_id: str | None) -> int:
+    """How many of those drafts still wait for a decision."""
+    return int(session.scalar(
+        select(func.count()).select_from(CareDraft).join(Circle, Circle.id == CareDraft.circle_id)
+        .where(visible_circles(session, role, member_id), CareDraft.status == "pending")) or 0)
+
+
+def decide_as(
+    session: Session, scripts: ScriptLibrary, settings: care.CareSettings, draft_id: int,
+    action: str, *, role: UserRole, member_id: str | None, actor: str, now: datetime,
+    text: str | None = None,
+) -> tuple[CareDraft, Circle]:
+    """One login's decision on a draft: only the circle's agent (or an admin) decides."""
+    draft = session.get(CareDraft, draft_id)
+    if draft is None:
+        raise NotFound(f"no care draft {draft_id}", code="CARE_DRAFT_NOT_FOUND")
+    circle = session.get(Circle, draft.circle_id)
+    if circle is None:  # pragma: no cover - the foreign key keeps it
+        raise NotFound(f"no care draft {draft_id}", code="CARE_DRAFT_NOT_FOUND")
+    if role != UserRole.ADMIN and (member_id is None or circle.agent_id != member_id):
+        raise Forbidden("only the circle's agent decides its care drafts",
+                        code="CARE_DRAFT_FORBIDDEN")
+    decide(session, scripts, settings, draft, action, actor=actor, now=now, text=text)
+    return draft, circle
+
+
 def decide(
     session: Session, scripts: ScriptLibrary, settings: care.CareSettings, draft: CareDraft,
     action: str, *, actor: str, now: datetime, text: str | None = None,

@@ -16,7 +16,7 @@ from circles import care_store
 from escalation.access import visible_circles
 from storage.db import transaction
 from storage.enums import UserRole
-from storage.errors import BadRequest, Forbidden, NotFound
+from storage.errors import BadRequest, NotFound
 from storage.models import CareDraft, Circle
 
 router = APIRouter(prefix="/api/v1/care", tags=["care"])
@@ -93,29 +93,17 @@ def drafts(
 ) -> list[DraftView]:
     """Drafts of the circles this login may see, newest first."""
     with svc.sessions() as s:
-        q = (select(CareDraft, Circle.chat_id).join(Circle, Circle.id == CareDraft.circle_id)
-             .where(visible_circles(s, who.role, who.member_id))
-             .order_by(CareDraft.id.desc()).limit(limit))
-        if status is not None:
-            q = q.where(CareDraft.status == status)
-        return [_view(d, chat_id) for d, chat_id in s.execute(q)]
+        return [_view(d, c.chat_id) for d, c in care_store.drafts_of(
+            s, who.role, who.member_id, status=status, limit=limit)]
 
 
 def _decide(svc: ServicesDep, who: Principal, draft_id: int, action: str,
             text: str | None = None) -> DraftView:
     with transaction(svc.sessions) as s:
-        draft = s.get(CareDraft, draft_id)
-        if draft is None:
-            raise NotFound(f"no care draft {draft_id}", code="CARE_DRAFT_NOT_FOUND")
-        circle = s.get(Circle, draft.circle_id)
-        if circle is None:  # pragma: no cover - the foreign key keeps it
-            raise NotFound(f"no care draft {draft_id}", code="CARE_DRAFT_NOT_FOUND")
-        if who.role != UserRole.ADMIN and (who.member_id is None
-                                           or circle.agent_id != who.member_id):
-            raise Forbidden("only the circle's agent decides its care drafts",
-                            code="CARE_DRAFT_FORBIDDEN")
-        care_store.decide(s, svc.scripts, svc.settings.care_settings(), draft, action,
-                          actor=who.member_id or who.username, now=_now(), text=text)
+        draft, circle = care_store.decide_as(
+            s, svc.scripts, svc.settings.care_settings(), draft_id, action, role=who.role,
+            member_id=who.member_id, actor=who.member_id or who.username, now=_now(),
+            text=text)
         return _view(draft, circle.chat_id)
 
 

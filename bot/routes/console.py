@@ -31,7 +31,7 @@ from bot.web.pages import (
     safe_next,
     session_of,
 )
-from circles import customers
+from circles import care_store, customers
 from circles.access import require_circle_access
 from circles.history import cancel_held, latest_inbound, recent_messages, said, send_held_now
 from circles.membership import find_circle
@@ -163,7 +163,7 @@ def queue_page(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
     with svc.sessions() as s:
         people = team(s, who.role, who.member_id)
     return render(request, "queue.html", rows=rows, params=params, now=_now(), team=people,
-                  query=urlencode(params), **_labels(svc))
+                  query=urlencode(params), care_pending=pending_care(svc, who), **_labels(svc))
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -545,3 +545,63 @@ def member_link(
 def bare(request: Request) -> Response:
     return RedirectResponse("/console/" if session_of(request) else "/console/login",
                             status_code=307)
+
+
+# -- proactive care: the agent's drafts ---------------------------------------------------------
+CARE_ACTIONS = ("approve", "skip", "edit")
+
+
+def pending_care(svc: Services, who: Principal) -> int:
+    """How many care drafts wait for a decision in this login's circles (the nav's count)."""
+    with svc.sessions() as s:
+        return care_store.pending_count(s, who.role, who.member_id)
+
+
+def _care_page(request: Request, svc: Services, who: Principal, *, status: int = 200,
+               error: str | None = None, draft_id: int | None = None,
+               typed: str = "") -> Response:
+    now = _now()
+    with svc.sessions() as s:
+        rows = care_store.drafts_of(s, who.role, who.member_id, status="pending",
+                                    limit=care_store.MAX_PAGE_DRAFTS)
+        people = {d.recipient_id for d, _ in rows if d.recipient_id}
+        names = dict(s.execute(select(Member.id, Member.display_name)
+                               .where(Member.id.in_(people))).all()) if people else {}
+        drafts = [{"d": d, "circle": c, "recipient": names.get(d.recipient_id or "", ""),
+                   "may_decide": who.role == UserRole.ADMIN or (
+                       who.member_id is not None and c.agent_id == who.member_id)}
+                  for d, c in rows]
+    return render(request, "care.html", status=status, drafts=drafts, now=now,
+                  done=request.query_params.get("done"), error=error, error_id=draft_id,
+                  typed=typed, max_chars=care_store.MAX_DRAFT_CHARS)
+
+
+@router.get("/care", response_class=HTMLResponse)
+def care_page(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
+    """Pending agent-first care drafts: the agent's circles, a supervisor's team, an admin all."""
+    return _care_page(request, svc, who)
+
+
+@router.post("/care/{draft_id}/{action}", dependencies=[CsrfChecked])
+def care_decide(
+    draft_id: int, action: str, request: Request, svc: ServicesDep, who: StaffPage, *,
+    text: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """approve / skip / edit through the same domain function as
+    POST /api/v1/care/drafts/{id}/approve|skip|edit; a refusal is shown on the page."""
+    if action not in CARE_ACTIONS:
+        raise NotFound(f"no care action {action!r}", code="NOT_FOUND")
+    try:
+        with transaction(svc.sessions) as s:
+            care_store.decide_as(
+                s, svc.scripts, svc.settings.care_settings(), draft_id, action, role=who.role,
+                member_id=who.member_id, actor=_actor(who), now=_now(),
+                text=text if action == "edit" else None)
+    except AppError as exc:
+        if exc.status in (403, 404):
+            raise  # another team's draft, or none: the error page
+        # the API's 400 CARE_DRAFT_FORBIDDEN is a compliance refusal, not a 403
+        code = "CARE_DRAFT_PROMISE" if exc.code == "CARE_DRAFT_FORBIDDEN" else exc.code
+        return _care_page(request, svc, who, status=exc.status, error=code, draft_id=draft_id,
+                          typed=text if action == "edit" else "")
+    return RedirectResponse(f"/console/care?done=care_{action}", status_code=303)

@@ -51,6 +51,12 @@ def countdown(deadline: datetime | None, now: datetime) -> str:
     return f"剩 {span(left)}" if left.total_seconds() >= 0 else f"超时 {span(left)}"
 
 
+def masked(name: str | None) -> str:
+    """A person's name on a list: the surname only (王建国 -> 王**)."""
+    name = (name or "").strip()
+    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else (name or "-")
+
+
 def initial(name: str | None) -> str:
     """The avatar letter: the last character of a Chinese name (李娜 -> 娜), else the first."""
     name = (name or "?").strip() or "?"

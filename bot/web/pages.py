@@ -43,7 +43,7 @@ def templates() -> Jinja2Templates:
     )
     env.filters |= {"local": display.local, "countdown": display.countdown,
                     "initial": display.initial, "span": display.span,
-                    "mentions": display.mentions}
+                    "mentions": display.mentions, "masked": display.masked}
     return Jinja2Templates(env=env)
 
 
