@@ -255,7 +255,7 @@ def drafts_of(
          .order_by(CareDraft.id.desc()).limit(limit))
     if status is not None:
         q = q.where(CareDraft.status == status)
-    return [(d, c) for d, c in session.execute(q).tuples()]
+    return [(d, c) for d, c in session.execute(q)]
 
 
 def pending_count(session: Session, role: UserRole, member_id: str | None) -> int:
