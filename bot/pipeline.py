@@ -17,12 +17,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import actions, forms, handoff, queries
+from bot import actions, consent_chat, forms, handoff, queries
 from bot.messages import InboundMessage, Outcome, Reply
 from bot.metrics import Metrics
 from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine, Parse
@@ -43,6 +44,7 @@ from storage.state import LocalLocks, LockNotAcquired, StateStore, StateUnavaila
 from storage.text import strip_controls
 
 log = logging.getLogger(__name__)
+_SHANGHAI = ZoneInfo("Asia/Shanghai")  # consent ends at the end of its last day there
 
 # Renewed while its holder lives, so a worker killed mid-message frees the member within 3 s,
 # inside WeChat's 5 s retry window; a waiter gives up (and says so) after 3.5 s.
@@ -152,6 +154,12 @@ class Pipeline:
             thanks = handoff.take_rating(turn)
             if thanks is not None:
                 return speaking.Decision(True, speaking.Why.PENDING), actions.Result([thanks])
+            # 5c. consent the holder controls, said to the bot: decided by rules, not the model
+            if turn.inbound.private or self._addressed(turn.inbound):
+                said = consent_chat.respond(turn)
+                if said is not None:
+                    why = speaking.Why.PRIVATE if turn.inbound.private else speaking.Why.ADDRESSED
+                    return speaking.Decision(True, why), said
             if handoff.held_by_human(turn) is not None:
                 return speaking.Decision(False, speaking.Why.HUMAN_ACTIVE), actions.Result()
         risk = handoff.complaint_risk(turn)
@@ -422,7 +430,8 @@ def _receive(
     s: Session, msg: InboundMessage, now: datetime, parse: Parse | None = None
 ) -> tuple[Circle, Speaker, Message]:
     circle = find_circle(s, msg.chat_id)
-    speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
+    speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name,
+                              today=now.astimezone(_SHANGHAI).date())
     return circle, speaker, _persist_inbound(s, msg, circle, speaker, now, parse=parse)
 
 
