@@ -23,6 +23,8 @@ from storage.pii import find_pii, mask
 
 log = logging.getLogger(__name__)
 
+MAX_REASKS = 2  # an answer the form cannot use is asked again twice; the third goes to the agent
+
 
 # Changes to the holder's policies: only the holder, or a member they authorized, may ask.
 HOLDER_ONLY = frozenset({"change.beneficiary", "change.bank_account", "change.contact"})
@@ -47,7 +49,7 @@ def _sealed_answers(turn: Turn, slots: dict[str, Any], before: Any) -> dict[str,
     return sealed
 
 
-def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
+def continue_dialog(turn: Turn, pending: dict[str, Any]) -> Result:
     """The member who started the form spoke again: an answer, a cancel, or chatter."""
     intent = pending["intent"]
     if not _may_start(turn, intent):
@@ -62,8 +64,41 @@ def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
         result = _form_result(turn, _form_runner(turn).start(intent, _form_message(turn)))
         result.replies.insert(0, turn.say("form.restart"))
         return result
-    return _form_result(turn, _form_runner(turn).advance(state, _form_message(turn)),
-                        sealed_before=pending.get("sealed"))
+    form = _form_runner(turn).advance(state, _form_message(turn))
+    if form.status == Status.ASKING and form.state is not None and form.state.slots == state.slots:
+        # nothing usable: asked again with an example, at most twice, then the agent takes
+        # over with everything collected so far
+        misses = _misses(pending) + 1
+        slot = form.state.requested_slot or ""
+        if misses > MAX_REASKS:
+            forget(turn)
+            return _form_handoff(turn, intent, state.slots, stopped_at=slot,
+                                 sealed=pending.get("sealed"))
+        result = _form_result(turn, form, sealed_before=pending.get("sealed"), misses=misses)
+        result.replies.append(turn.say("form.example", example=turn.label("form_example", slot)))
+        return result
+    return _form_result(turn, form, sealed_before=pending.get("sealed"))
+
+
+def _misses(pending: dict[str, Any]) -> int:
+    value = pending.get("misses")
+    return value if isinstance(value, int) else 0
+
+
+def resumable(pending: dict[str, Any] | None) -> FormState | None:
+    """The form an off-form question interrupted, kept to come back to (None: nothing to)."""
+    if not pending or pending.get("kind") != "dialog" or pending.get("lost"):
+        return None
+    state = FormState.from_json(pending)
+    return state if state is not None and state.requested_slot is not None else None
+
+
+def resume(turn: Turn, state: FormState) -> Reply:
+    """After the off-form answer, back to the form's open question (its state was kept)."""
+    spec = turn.scripts.intents.get(state.intent)
+    question = turn.say(FORMS[state.intent].ask(state.requested_slot or "")).text
+    return turn.say("form.resume", intent_zh=spec.zh if spec else state.intent,
+                    question=question)
 
 
 def cancels_form(turn: Turn) -> bool:
@@ -108,16 +143,25 @@ def _form_message(turn: Turn) -> UserMessage:
                        for e in p.entities),
         private=turn.inbound.private,
         channel=turn.inbound.channel,
+        addressed=_addressed(turn),
     )
 
 
-def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None) -> Result:
+def _addressed(turn: Turn) -> bool:
+    names = {turn.settings.bot_name, turn.settings.bot_member_id}
+    return bool(names & set(turn.inbound.mentions)) or f"@{turn.settings.bot_name}" in (
+        turn.inbound.text)
+
+
+def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None,
+                 misses: int = 0) -> Result:
     result = Result([_form_reply(turn, m) for m in form.messages if m.get("response")])
     collected = form.state.slots if form.state is not None else form.slots
     sealed = _sealed_answers(turn, collected, sealed_before)
     match form.status:
         case Status.ASKING if form.state is not None:
-            remember(turn, {**form.state.to_json(), **({"sealed": sealed} if sealed else {})})
+            remember(turn, {**form.state.to_json(), **({"sealed": sealed} if sealed else {}),
+                            **({"misses": misses} if misses else {})})
         case Status.CANCELLED:
             forget(turn)
         case Status.COMPLETED:
@@ -141,15 +185,18 @@ def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
 
 
 def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result,
-                      sealed: dict[str, str] | None = None) -> None:
+                      sealed: dict[str, str] | None = None, *, stopped_at: str | None = None,
+                      ) -> None:
     """The completed form goes to the agent: reason "form", the slots (masked) in context, and
-    the numbers given sealed (context["sealed"]), for POST /api/v1/tickets/{id}/reveal."""
+    the numbers given sealed (context["sealed"]), for POST /api/v1/tickets/{id}/reveal. A form
+    the member could not finish says where it stopped (context["stopped_at"])."""
+    stop = {"stopped_at": stopped_at} if stopped_at is not None else {}
     ticket = open_ticket(
         session=turn.session, circle=turn.circle, member_id=turn.speaker.member_id,
         source_message_id=turn.row.id, intent=intent, reason="form",
         summary=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
         now=turn.now, priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
-        context={"form": FORMS[intent].name, **({"sealed": sealed} if sealed else {})},
+        context={"form": FORMS[intent].name, **({"sealed": sealed} if sealed else {}), **stop},
         policy=turn.settings.escalation_policy(),
         scripts=turn.scripts, slots={k: mask(str(v)) for k, v in slots.items()},
     )
@@ -160,9 +207,11 @@ def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Re
         result.notices.append((notice.circle, reply))
 
 
-def _form_handoff(turn: Turn, intent: str, slots: dict[str, str]) -> Result:
+def _form_handoff(turn: Turn, intent: str, slots: dict[str, Any], *,
+                  stopped_at: str | None = None, sealed: Any = None) -> Result:
     result = Result([turn.say("form.handoff")])
-    _open_form_ticket(turn, intent, slots, result)
+    kept = {k: v for k, v in sealed.items() if k in slots} if isinstance(sealed, dict) else None
+    _open_form_ticket(turn, intent, slots, result, kept or None, stopped_at=stopped_at)
     return result
 
 

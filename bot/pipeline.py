@@ -52,6 +52,7 @@ CONVERSATION_LOCK_TTL = 3.0
 CONVERSATION_LOCK_WAIT = 3.5
 DIALOG_BREAKOUT = 0.85  # a confident, different intent interrupts a pending form
 PII_WARN_KINDS = ("id_card", "bank_card")
+RESUMES_AFTER = frozenset({Action.ANSWER, Action.QUERY, Action.SILENT})  # then back to the form
 
 
 class Pipeline:
@@ -204,9 +205,19 @@ class Pipeline:
             return forms.continue_dialog(turn, pending)
         if spec is None or (parse.confidence < self._threshold and parse.intent != OUT_OF_SCOPE):
             return self._clarify_or_hand_off(turn, pending)
-        if pending:
+        # an off-form question is answered, then the form it interrupted goes on (its state
+        # is kept); a new form or a handoff replaces it
+        interrupted = forms.resumable(pending) if spec.action in RESUMES_AFTER else None
+        if pending and interrupted is None:
             actions.forget(turn)
-        match spec.action:
+        result = self._perform(turn, spec.action, risk)
+        if interrupted is not None:
+            result.replies.append(forms.resume(turn, interrupted))
+        return result
+
+    @staticmethod
+    def _perform(turn: Turn, action: Action, risk: Risk) -> actions.Result:
+        match action:
             case Action.ANSWER:
                 return actions.answer(turn)
             case Action.QUERY:

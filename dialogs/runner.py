@@ -68,6 +68,7 @@ class UserMessage:
     entities: tuple[dict[str, Any], ...] = ()
     private: bool = False
     channel: str = "webhook"
+    addressed: bool = False  # @-mentioned the bot: an answer attempt, never chatter
 
     def parse_data(self) -> dict[str, Any]:
         return {
@@ -176,7 +177,8 @@ class FormRunner:
             return FormTurn(Status.COMPLETED, spec.intent, None, events + done_events,
                             messages + done, filled.slots)
         if state.requested_slot and not progressed and not messages and (
-                msg.intent == CHATTER_INTENT):
+                msg.intent == CHATTER_INTENT and not msg.private and not msg.addressed):
+            # family chatter in the group, not said to the bot: say nothing, keep the state
             return FormTurn(Status.IGNORED, spec.intent, state, [], [])
         opening = state.requested_slot is None and not progressed
         ask = spec.opening if opening else spec.ask(missing)  # reply: opening words + question

@@ -1,0 +1,124 @@
+"""Forms never lose a request: an off-form question is answered and the form goes on; an
+answer it cannot use is asked again with an example, twice, then the agent takes over with
+what was collected; 不用了 ends it (SQLite + memory and PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Circle, Message, Ticket
+from tests.conftest import Chat
+
+HOLDER = "demo-customer"
+TS = "2026-03-02T10:00:00+08:00"
+
+
+def sessions_of(client: TestClient) -> sessionmaker[Session]:
+    return client.app.state.services.sessions  # type: ignore[attr-defined, no-any-return]
+
+
+def said(client: TestClient) -> list[tuple[str | None, str | None]]:
+    """(script id, recipient) of every reply to the latest inbound message in the family."""
+    with sessions_of(client)() as s:
+        circle = s.scalar(select(Circle.id).where(Circle.chat_id == "demo-family"))
+        last = s.scalar(select(Message.id).where(
+            Message.circle_id == circle, Message.direction == "in").order_by(
+            Message.id.desc()).limit(1))
+        rows = s.scalars(select(Message).where(Message.reply_to_id == last).order_by(Message.id))
+        return [(r.script_id, r.recipient_id) for r in rows]
+
+
+def ticket(client: TestClient, ticket_id: int) -> Ticket:
+    with sessions_of(client)() as s:
+        found = s.get(Ticket, ticket_id)
+        assert found is not None
+        s.expunge(found)
+        return found
+
+
+def tickets(client: TestClient) -> int:
+    with sessions_of(client)() as s:
+        return int(s.scalar(select(func.count()).select_from(Ticket)) or 0)
+
+
+def test_an_off_form_question_is_answered_then_the_form_goes_on(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我换手机号了", at_bot=True, ts=TS)
+    assert said(client) == [("change.contact.reply", None)]
+    out = chat.say(HOLDER, "下次保费什么时候交", at_bot=True, ts=TS)
+    assert said(client) == [("premium.due.group_note", None), ("premium.due.private", HOLDER),
+                            ("form.resume", None)]
+    assert out["ticket_id"] is None
+    chat.say(HOLDER, "13812345678", ts=TS)  # not addressed: the form's own question asked it
+    assert said(client) == [("change.contact.ask_new_address", None)]
+    done = chat.say(HOLDER, "上海市浦东新区张江路88号", ts=TS)
+    assert done["ticket_id"] is not None
+    slots = ticket(client, done["ticket_id"]).context["slots"]
+    assert slots["new_phone"] == "138****5678"
+    assert "张江路" in slots["new_address"]
+
+
+def test_the_form_resumes_after_a_private_question_too(client: TestClient, chat: Chat) -> None:
+    chat.say(HOLDER, "我要改受益人", private=True, ts=TS)
+    chat.say(HOLDER, "你们有哪些增值服务", private=True, ts=TS)
+    replies = said(client)
+    assert replies[-1] == ("form.resume", HOLDER), replies
+    chat.say(HOLDER, "CC2024000123", private=True, ts=TS)
+    assert said(client) == [("change.beneficiary.ask_new_beneficiary", HOLDER)]
+
+
+def test_answers_it_cannot_use_are_asked_again_twice_then_the_agent_takes_over(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我想改受益人", at_bot=True, ts=TS)
+    chat.say(HOLDER, "CC2024000123", ts=TS)
+    assert said(client) == [("change.beneficiary.ask_new_beneficiary", None)]
+    first = chat.say(HOLDER, "123", at_bot=True, ts=TS)
+    assert said(client) == [("form.name_only", None),
+                            ("change.beneficiary.ask_new_beneficiary", None),
+                            ("form.example", None)]
+    assert first["ticket_id"] is None
+    chat.say(HOLDER, "嗯嗯", at_bot=True, ts=TS)
+    assert said(client)[-2:] == [("change.beneficiary.ask_new_beneficiary", None),
+                                 ("form.example", None)]
+    assert tickets(client) == 0
+    third = chat.say(HOLDER, "？？", at_bot=True, ts=TS)
+    assert said(client)[0] == ("form.handoff", None)
+    assert third["ticket_id"] is not None
+    opened = ticket(client, third["ticket_id"])
+    assert opened.intent == "change.beneficiary"
+    assert opened.context["slots"] == {"policy_no": "CC2024000123"}
+    assert opened.context["stopped_at"] == "new_beneficiary"
+    after = chat.say(HOLDER, "王小花", ts=TS)  # the form is over: nothing pending, silence
+    assert after["replies"] == []
+
+
+def test_a_usable_answer_starts_the_count_again(client: TestClient, chat: Chat) -> None:
+    chat.say(HOLDER, "我想改受益人", at_bot=True, ts=TS)
+    chat.say(HOLDER, "嗯嗯", at_bot=True, ts=TS)
+    chat.say(HOLDER, "嗯嗯", at_bot=True, ts=TS)
+    chat.say(HOLDER, "CC2024000123", ts=TS)
+    chat.say(HOLDER, "嗯嗯", at_bot=True, ts=TS)
+    assert said(client)[-1] == ("form.example", None)
+    assert tickets(client) == 0
+
+
+def test_an_unusable_private_answer_is_never_met_with_silence(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我换手机号了", private=True, ts=TS)
+    out = chat.say(HOLDER, "不知道", private=True, ts=TS)
+    assert said(client) == [("change.contact.ask_new_phone", HOLDER), ("form.example", HOLDER)]
+    assert [r["to"] for r in out["replies"]] == [HOLDER, HOLDER]
+
+
+def test_buyong_le_ends_the_form(client: TestClient, chat: Chat) -> None:
+    chat.say(HOLDER, "我换手机号了", at_bot=True, ts=TS)
+    chat.say(HOLDER, "不用了", ts=TS)
+    assert said(client) == [("form.cancelled", None)]
+    after = chat.say(HOLDER, "13812345678", ts=TS)
+    assert after["replies"] == []
+    assert tickets(client) == 0
