@@ -4,6 +4,7 @@ what was collected; 不用了 ends it (SQLite + memory and PostgreSQL + Redis)."
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -122,3 +123,17 @@ def test_buyong_le_ends_the_form(client: TestClient, chat: Chat) -> None:
     after = chat.say(HOLDER, "13812345678", ts=TS)
     assert after["replies"] == []
     assert tickets(client) == 0
+
+
+@pytest.mark.parametrize("reasked", [False, True])
+def test_a_resumed_form_survives_a_lost_state(
+    client: TestClient, chat: Chat, reasked: bool
+) -> None:
+    """The state store is an accelerator: the bot's own words say a form was on."""
+    chat.say(HOLDER, "我换手机号了", at_bot=True, ts=TS)
+    chat.say(HOLDER, "下次保费什么时候交", at_bot=True, ts=TS)  # the last word: form.resume
+    if reasked:
+        chat.say(HOLDER, "嗯嗯", at_bot=True, ts=TS)  # the last word: form.example
+    client.app.state.services.state.delete_prefix("pending:")  # type: ignore[attr-defined]
+    chat.say(HOLDER, "13812345678", ts=TS)
+    assert said(client) == [("form.restart", None), ("change.contact.ask_new_address", None)]
