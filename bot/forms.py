@@ -11,6 +11,7 @@ from bot.keys import keyring_for
 from bot.messages import Reply
 from bot.turn import Turn
 from dialogs.domain import FORMS
+from dialogs.opening import bereaved, discharged, policy_by_description
 from dialogs.ports import SqlPolicyBook
 from dialogs.runner import FormRunner, FormState, FormTurn, Status, UserMessage
 from dialogs.validators import is_cancel
@@ -34,7 +35,25 @@ def dialog(turn: Turn) -> Result:
     """Open the form for this intent; the opening message may already answer a slot."""
     if not _may_start(turn, turn.parse.intent):
         return _refuse_change(turn, turn.parse.intent)
-    return _form_result(turn, _form_runner(turn).start(turn.parse.intent, _form_message(turn)))
+    form = _form_runner(turn).start(turn.parse.intent, _form_message(turn))
+    result = _form_result(turn, form)
+    opening = FORMS[form.intent].opening
+    if form.intent == "claim.report" and not any(
+            m.get("response") == opening for m in form.messages):
+        # the opening words already answered some questions: a caring word, then the rest
+        care = "opened_condolence" if bereaved(turn.inbound.text) else "opened_care"
+        result.replies.insert(0, turn.say(f"claim.report.{care}"))
+    return result
+
+
+def _situational(response: str, collected: dict[str, Any], text: str) -> str:
+    """The variant of a claim report's words that fits what the member told us."""
+    told = " ".join([text, str(collected.get("what_happened") or "")])
+    if response == "claim.report.reply" and bereaved(told):
+        return "claim.report.reply_condolence"
+    if response == "claim.report.ask_hospital" and discharged(told):
+        return "claim.report.ask_hospital_discharged"
+    return response
 
 
 def _sealed_answers(turn: Turn, slots: dict[str, Any], before: Any) -> dict[str, str]:
@@ -101,6 +120,20 @@ def resume(turn: Turn, state: FormState) -> Reply:
                     question=question)
 
 
+def answers_form(turn: Turn, pending: dict[str, Any]) -> bool:
+    """Does this message answer the form's open question outright (its entity, or the
+    holder's policy named by description), whatever else the intent engine hears in it?"""
+    state = FormState.from_json(pending)
+    if state is None or state.requested_slot is None:
+        return False
+    slot = FORMS[state.intent].slot(state.requested_slot)
+    if slot.entity and any(e.entity == slot.entity for e in turn.parse.entities):
+        return True
+    runner = _form_runner(turn)
+    return slot.name == "policy_no" and runner.policies is not None and policy_by_description(
+        turn.inbound.text, runner.policies.policies_described()) is not None
+
+
 def cancels_form(turn: Turn) -> bool:
     return is_cancel(turn.inbound.text)
 
@@ -155,8 +188,9 @@ def _addressed(turn: Turn) -> bool:
 
 def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None,
                  misses: int = 0) -> Result:
-    result = Result([_form_reply(turn, m) for m in form.messages if m.get("response")])
     collected = form.state.slots if form.state is not None else form.slots
+    result = Result([_form_reply(turn, m, collected) for m in form.messages
+                     if m.get("response")])
     sealed = _sealed_answers(turn, collected, sealed_before)
     match form.status:
         case Status.ASKING if form.state is not None:
@@ -173,7 +207,7 @@ def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None,
     return result
 
 
-def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
+def _form_reply(turn: Turn, message: dict[str, Any], collected: dict[str, Any]) -> Reply:
     """A dispatcher message -> a rendered script; `private` goes 1:1 to the member."""
     extra: dict[str, str] = {
         name: turn.label(group, key) for name, (group, key) in (message.get("labels") or {}).items()
@@ -181,7 +215,8 @@ def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
     extra |= {name: fmt.moment(datetime.fromisoformat(value))
               for name, value in (message.get("moments") or {}).items() if value}
     private = message.get("private") or turn.inbound.private
-    return turn.say(message["response"], to=turn.speaker.member_id if private else None, **extra)
+    response = _situational(message["response"], collected, turn.inbound.text)
+    return turn.say(response, to=turn.speaker.member_id if private else None, **extra)
 
 
 def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result,

@@ -238,6 +238,7 @@ class Pipeline:
             and spec.action != Action.SILENT
             and turn.parse.intent != pending["intent"]
             and not forms.cancels_form(turn)
+            and not forms.answers_form(turn, pending)
         )
 
     def _answer_unless_a_human_does(self, turn: Turn, decision: speaking.Decision) -> bool:

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dialogs.opening import opening_slots, policy_by_description
 from storage.models import Circle, Message, Ticket
 from tests.conftest import Chat
 
@@ -137,3 +138,51 @@ def test_a_resumed_form_survives_a_lost_state(
     client.app.state.services.state.delete_prefix("pending:")  # type: ignore[attr-defined]
     chat.say(HOLDER, "13812345678", ts=TS)
     assert said(client) == [("form.restart", None), ("change.contact.ask_new_address", None)]
+
+
+# -- the opening message fills what it says; a policy may be named by description ----------
+def test_a_claim_told_in_one_message_asks_only_what_is_missing(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我上礼拜急性阑尾炎住了5天院 今天刚出院", at_bot=True, ts=TS)
+    assert said(client) == [("claim.report.opened_care", None),
+                            ("claim.report.ask_hospital_discharged", None)]
+    done = chat.say(HOLDER, "上海市第六人民医院", ts=TS)
+    assert done["ticket_id"] is not None
+    slots = ticket(client, done["ticket_id"]).context["slots"]
+    assert slots["insured"] == "本人"
+    assert slots["when"] == "上礼拜"
+    assert "阑尾炎" in slots["what_happened"]
+    assert slots["hospital"] == "上海市第六人民医院"
+
+
+def test_a_death_is_met_with_condolence(client: TestClient, chat: Chat) -> None:
+    out = chat.say(HOLDER, "我父亲上个月去世了，保险要怎么报案", at_bot=True, ts=TS)
+    assert out["intent"] == "claim.report"
+    assert said(client) == [("claim.report.opened_condolence", None),
+                            ("claim.report.ask_insured", None)]
+
+
+def test_a_policy_named_by_description_is_matched_to_the_holders(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我想改受益人", at_bot=True, ts=TS)
+    chat.say(HOLDER, "重疾险那个", ts=TS)
+    assert said(client) == [("change.beneficiary.ask_new_beneficiary", None)]
+    done = chat.say(HOLDER, "我女儿王小花", ts=TS)
+    assert done["ticket_id"] is not None
+    assert ticket(client, done["ticket_id"]).context["slots"]["policy_no"] == "CC2024000123"
+
+
+def test_opening_words_and_descriptions_by_rule() -> None:
+    assert opening_slots("claim.report", "我上礼拜急性阑尾炎住了5天院 今天刚出院") == {
+        "insured": "本人", "what_happened": "我上礼拜急性阑尾炎住了5天院 今天刚出院",
+        "when": "上礼拜"}
+    assert "insured" not in opening_slots("claim.report", "我老婆昨天摔骨折了")
+    assert opening_slots("change.contact", "我换手机号了") == {}
+    book = [("CC1", "康宁终身重大疾病保险", "critical_illness"), ("CC2", "金福年金保险", "annuity"),
+            ("CC3", "安心医疗保险", "medical"), ("CC4", "好医保医疗", None)]
+    assert policy_by_description("重疾险那个", book) == "CC1"
+    assert policy_by_description("年金的", book) == "CC2"
+    assert policy_by_description("医疗险", book) is None, "two fit: ask, never guess"
+    assert policy_by_description("单号我记不住了", book) is None
