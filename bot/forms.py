@@ -14,7 +14,7 @@ from dialogs.domain import FORMS
 from dialogs.opening import bereaved, discharged, policy_by_description
 from dialogs.ports import SqlPolicyBook
 from dialogs.runner import FormRunner, FormState, FormTurn, Status, UserMessage
-from dialogs.validators import is_cancel
+from dialogs.validators import is_cancel, moment
 from escalation import followups
 from escalation.tickets import handoff_notices, open_ticket
 from storage import formats as fmt
@@ -231,7 +231,8 @@ def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Re
         source_message_id=turn.row.id, intent=intent, reason="form",
         summary=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
         now=turn.now, priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
-        context={"form": FORMS[intent].name, **({"sealed": sealed} if sealed else {}), **stop},
+        context={"form": FORMS[intent].name, "details": readable(turn, slots),
+                 **({"sealed": sealed} if sealed else {}), **stop},
         policy=turn.settings.escalation_policy(),
         scripts=turn.scripts, slots={k: mask(str(v)) for k, v in slots.items()},
     )
@@ -240,6 +241,22 @@ def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Re
         reply = Reply(notice.rendered.text, notice.to, notice.rendered.script_id,
                       notice.rendered.version)
         result.notices.append((notice.circle, reply))
+
+
+def readable(turn: Turn, slots: dict[str, Any]) -> str:
+    """The collected answers as an agent reads them: 保单号：CC2024000123；关系：子女 (masked)."""
+    parts = []
+    for name, value in slots.items():
+        text = str(value)
+        when = moment(text) if name in ("when", "time") else None
+        if when is not None:
+            text = fmt.moment(when)
+        elif name == "relation":
+            text = turn.label("relation", text)
+        else:
+            text = turn.label("form_value", text)
+        parts.append(f"{turn.label('form_slot', name)}：{mask(text)}")
+    return turn.label("joiners", "list").join(parts)
 
 
 def _form_handoff(turn: Turn, intent: str, slots: dict[str, Any], *,

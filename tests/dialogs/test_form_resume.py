@@ -58,9 +58,10 @@ def test_an_off_form_question_is_answered_then_the_form_goes_on(
     assert said(client) == [("change.contact.ask_new_address", None)]
     done = chat.say(HOLDER, "上海市浦东新区张江路88号", ts=TS)
     assert done["ticket_id"] is not None
-    slots = ticket(client, done["ticket_id"]).context["slots"]
-    assert slots["new_phone"] == "138****5678"
-    assert "张江路" in slots["new_address"]
+    context = ticket(client, done["ticket_id"]).context
+    assert context["slots"]["new_phone"] == "138****5678"
+    assert "张江路" in context["slots"]["new_address"]
+    assert context["details"] == "新手机号：138****5678；新地址：上海市浦东新区张江路88号"
 
 
 def test_the_form_resumes_after_a_private_question_too(client: TestClient, chat: Chat) -> None:
@@ -94,6 +95,7 @@ def test_answers_it_cannot_use_are_asked_again_twice_then_the_agent_takes_over(
     assert opened.intent == "change.beneficiary"
     assert opened.context["slots"] == {"policy_no": "CC2024000123"}
     assert opened.context["stopped_at"] == "new_beneficiary"
+    assert opened.context["details"] == "保单号：CC2024000123"
     after = chat.say(HOLDER, "王小花", ts=TS)  # the form is over: nothing pending, silence
     assert after["replies"] == []
 
@@ -186,3 +188,14 @@ def test_opening_words_and_descriptions_by_rule() -> None:
     assert policy_by_description("年金的", book) == "CC2"
     assert policy_by_description("医疗险", book) is None, "two fit: ask, never guess"
     assert policy_by_description("单号我记不住了", book) is None
+
+
+def test_a_completed_form_ticket_reads_in_words(client: TestClient, chat: Chat) -> None:
+    """Coded answers (a relation) are shown to the agent in words, not codes."""
+    chat.say(HOLDER, "我想改受益人", at_bot=True, ts=TS)
+    chat.say(HOLDER, "CC2024000123", ts=TS)
+    chat.say(HOLDER, "王小花", ts=TS)
+    done = chat.say(HOLDER, "子女", ts=TS)
+    assert done["ticket_id"] is not None
+    details = ticket(client, done["ticket_id"]).context["details"]
+    assert details == "保单号：CC2024000123；新受益人：王小花；与被保险人关系：子女"
