@@ -43,6 +43,11 @@ def respond(turn: Turn) -> Result | None:
     speaker = turn.speaker
     if words is None or speaker.member_id is None or turn.circle.customer_id is None:
         return None
+    if words.kind in (Kind.GRANT, Kind.REVOKE) and not (
+            words.bare or words.names_someone or _names_family(turn)
+            or (words.kind == Kind.GRANT and words.scopes and speaker.is_holder
+                and _open_offer(turn) is not None)):
+        return None  # "取消自动扣款授权" is about something else: the ordinary flow takes it
     if not speaker.is_holder:
         if words.kind in (Kind.CONFIRM, Kind.DECLINE):
             return None
@@ -140,6 +145,13 @@ def _target(turn: Turn, words: ConsentWords, offer: Offer | None) -> Member | No
         found = [m for m in family if m.id in holding]
         return found[0] if len(found) == 1 else None
     return None
+
+
+def _names_family(turn: Turn) -> bool:
+    text = consent_words.clean(turn.inbound.text)
+    names = turn.session.scalars(
+        select(Member.display_name).where(Member.family_of_id == turn.circle.customer_id))
+    return any(len(n) >= 2 and n in text for n in names)
 
 
 def _open_offer(turn: Turn) -> Offer | None:

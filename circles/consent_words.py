@@ -27,6 +27,11 @@ class ConsentWords:
     relations: tuple[str, ...] = ()  # spouse | child | parent, as family.relation stores them
     scopes: tuple[ConsentScope, ...] = ()  # named in the text; empty: not said
     pronoun: bool = False  # 她 / 他 / TA: someone already in the conversation
+    bare: bool = False  # nothing but the consent words ("取消授权"): no other matter in it
+
+    @property
+    def names_someone(self) -> bool:
+        return bool(self.relations) or self.pronoun
 
 
 _REVOKE_RE = re.compile(
@@ -50,6 +55,8 @@ _SCOPES: tuple[tuple[ConsentScope, tuple[str, ...]], ...] = (
     (ConsentScope.POLICY, ("保单", "保费", "缴费", "交费", "现金价值", "保险")),
 )
 _PRONOUN_RE = re.compile(r"[她他]|TA|ta")
+# What may surround bare consent words ("我要取消一下授权吧") without making it another matter.
+_FILLER_RE = re.compile(r"我|要|想|请|帮|一下|吧|了|的|给|把|先|麻烦|就|好|啊|呀|哈|可以|那|这个")
 _NOISE_RE = re.compile(r"@\S+|[\s\u2005,，。.!！~～、:：;；?？]+")
 
 
@@ -66,11 +73,11 @@ def read(text: str) -> ConsentWords | None:
         return ConsentWords(Kind.CONFIRM)
     if bare in _DECLINE:
         return ConsentWords(Kind.DECLINE)
-    if _REVOKE_RE.search(bare):
-        kind = Kind.REVOKE
-    elif _GRANT_RE.search(bare):
-        kind = Kind.GRANT
-    else:
+    found = _REVOKE_RE.search(bare)
+    kind = Kind.REVOKE
+    if found is None:
+        found, kind = _GRANT_RE.search(bare), Kind.GRANT
+    if found is None:
         return None
     rest = bare
     relations: list[str] = []
@@ -81,4 +88,6 @@ def read(text: str) -> ConsentWords | None:
                 rest = rest.replace(word, "")  # 老爸 is not also 爸
                 break
     scopes = tuple(scope for scope, words in _SCOPES if any(w in bare for w in words))
-    return ConsentWords(kind, tuple(relations), scopes, bool(_PRONOUN_RE.search(bare)))
+    left = _FILLER_RE.sub("", bare[:found.start()] + bare[found.end():])
+    return ConsentWords(kind, tuple(relations), scopes, bool(_PRONOUN_RE.search(bare)),
+                        bare=not left)

@@ -197,4 +197,28 @@ def test_consent_words_are_read_by_rules() -> None:
     assert consent_words.read("同意！") == consent_words.ConsentWords(Kind.CONFIRM)
     assert consent_words.read("不用了") == consent_words.ConsentWords(Kind.DECLINE)
     assert consent_words.read(ASK) is None
+    bare = consent_words.read("我要取消一下授权吧")
+    other = consent_words.read("取消自动扣款授权怎么办")
+    assert bare is not None
+    assert other is not None
+    assert (bare.bare, other.bare, other.names_someone) == (True, False, False)
     assert consent_words.read("今晚吃饺子") is None
+
+
+@pytest.mark.parametrize("sender", [HOLDER, WIFE])
+def test_other_matters_that_mention_authorization_are_not_consent(
+    client: TestClient, chat: Chat, sender: str
+) -> None:
+    chat.say(HOLDER, "同意我爱人查看保单", private=True)
+    chat.say(sender, "取消自动扣款授权怎么办", at_bot=True)
+    chat.say(sender, "扣款授权书怎么签", at_bot=True)
+    assert not [s for s, _ in said(client) if s and s.startswith("consent.")]
+    assert [(c.member_id, c.revoked_at) for c in consents(client)] == [(WIFE, None)]
+    assert events(client, "consent_refused") == []
+
+
+def test_the_holder_answers_the_question_with_scope_words(client: TestClient, chat: Chat) -> None:
+    chat.say(WIFE, ASK, at_bot=True)
+    chat.say(HOLDER, "授权查看保单", private=True)
+    assert said(client)[0] == ("consent.granted", HOLDER)
+    assert [c.member_id for c in consents(client)] == [WIFE]
