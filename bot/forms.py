@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.actions import URGENT_PRIORITY, Result, forget, remember
+from bot.actions import pending as pending_now
 from bot.keys import keyring_for
 from bot.messages import Reply
 from bot.turn import Turn
@@ -96,7 +97,8 @@ def continue_dialog(turn: Turn, pending: dict[str, Any]) -> Result:
         result = _form_result(turn, form, sealed_before=pending.get("sealed"), misses=misses)
         result.replies.append(turn.say("form.example", example=turn.label("form_example", slot)))
         return result
-    return _form_result(turn, form, sealed_before=pending.get("sealed"))
+    return _form_result(turn, form, sealed_before=pending.get("sealed"),
+                        then=pending.get("then"))
 
 
 def _misses(pending: dict[str, Any]) -> int:
@@ -187,15 +189,19 @@ def _addressed(turn: Turn) -> bool:
 
 
 def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None,
-                 misses: int = 0) -> Result:
+                 misses: int = 0, then: Any = None) -> Result:
+    """`then`: the pending form this one interrupted, taken up again once this one ends."""
     collected = form.state.slots if form.state is not None else form.slots
     result = Result([_form_reply(turn, m, collected) for m in form.messages
                      if m.get("response")])
     sealed = _sealed_answers(turn, collected, sealed_before)
+    waiting = resumable(then) if isinstance(then, dict) else None
     match form.status:
         case Status.ASKING if form.state is not None:
             remember(turn, {**form.state.to_json(), **({"sealed": sealed} if sealed else {}),
-                            **({"misses": misses} if misses else {})})
+                            **({"misses": misses} if misses else {}),
+                            **({"then": then} if waiting else {})})
+            return result
         case Status.CANCELLED:
             forget(turn)
         case Status.COMPLETED:
@@ -204,6 +210,26 @@ def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None,
                 _book_appointment(turn, form.slots)
             else:
                 _open_form_ticket(turn, form.intent, form.slots, result, sealed)
+        case _:
+            return result
+    if waiting is not None and isinstance(then, dict):
+        remember(turn, then)
+        result.replies.append(resume(turn, waiting))
+    return result
+
+
+def dialog_over(turn: Turn, interrupted: dict[str, Any]) -> Result:
+    """A new form opened over a pending one: the new one goes first, the old one waits."""
+    result = dialog(turn)
+    current = pending_now(turn)
+    old = resumable(interrupted)
+    if old is None:
+        return result
+    if current is not None and current.get("intent") != old.intent:
+        remember(turn, {**current, "then": interrupted})  # asked: the old waits under it
+    else:  # the new form ended at once (or never opened): back to the old one now
+        remember(turn, interrupted)
+        result.replies.append(resume(turn, old))
     return result
 
 

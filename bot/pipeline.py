@@ -206,8 +206,10 @@ class Pipeline:
         if spec is None or (parse.confidence < self._threshold and parse.intent != OUT_OF_SCOPE):
             return self._clarify_or_hand_off(turn, pending)
         # an off-form question is answered, then the form it interrupted goes on (its state
-        # is kept); a new form or a handoff replaces it
+        # is kept); a new form goes first and the old one waits under it; a handoff ends it
         interrupted = forms.resumable(pending) if spec.action in RESUMES_AFTER else None
+        if pending and spec.action == Action.DIALOG and forms.resumable(pending):
+            return forms.dialog_over(turn, pending)
         if pending and interrupted is None:
             actions.forget(turn)
         result = self._perform(turn, spec.action, risk)

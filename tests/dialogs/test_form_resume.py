@@ -28,7 +28,8 @@ def said(client: TestClient) -> list[tuple[str | None, str | None]]:
         last = s.scalar(select(Message.id).where(
             Message.circle_id == circle, Message.direction == "in").order_by(
             Message.id.desc()).limit(1))
-        rows = s.scalars(select(Message).where(Message.reply_to_id == last).order_by(Message.id))
+        rows = s.scalars(select(Message).where(
+            Message.reply_to_id == last, Message.circle_id == circle).order_by(Message.id))
         return [(r.script_id, r.recipient_id) for r in rows]
 
 
@@ -199,3 +200,28 @@ def test_a_completed_form_ticket_reads_in_words(client: TestClient, chat: Chat) 
     assert done["ticket_id"] is not None
     details = ticket(client, done["ticket_id"]).context["details"]
     assert details == "保单号：CC2024000123；新受益人：王小花；与被保险人关系：子女"
+
+
+def test_a_new_form_goes_first_and_the_old_one_waits(client: TestClient, chat: Chat) -> None:
+    chat.say(HOLDER, "我换手机号了", at_bot=True, ts=TS)
+    chat.say(HOLDER, "我要开发票", at_bot=True, ts=TS)
+    assert said(client) == [("invoice.request.reply", None)]
+    chat.say(HOLDER, "CC2024000123", ts=TS)
+    chat.say(HOLDER, "2025年", ts=TS)
+    done = chat.say(HOLDER, "电子发票", ts=TS)
+    assert done["ticket_id"] is not None
+    assert ticket(client, done["ticket_id"]).intent == "invoice.request"
+    assert said(client)[-1] == ("form.resume", None)
+    chat.say(HOLDER, "13812345678", ts=TS)
+    assert said(client) == [("change.contact.ask_new_address", None)]
+
+
+def test_cancelling_the_new_form_goes_back_to_the_old_one(
+    client: TestClient, chat: Chat
+) -> None:
+    chat.say(HOLDER, "我换手机号了", at_bot=True, ts=TS)
+    chat.say(HOLDER, "我要开发票", at_bot=True, ts=TS)
+    chat.say(HOLDER, "算了", ts=TS)
+    assert said(client) == [("form.cancelled", None), ("form.resume", None)]
+    chat.say(HOLDER, "13812345678", ts=TS)
+    assert said(client) == [("change.contact.ask_new_address", None)]
