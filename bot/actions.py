@@ -116,7 +116,7 @@ def _lost_dialog(turn: Turn, why: str) -> dict[str, str] | None:
     if turn.speaker.member_id is None:
         return None
     asked = aliased(Message)
-    script_id = turn.session.scalar(
+    scripts = turn.session.scalars(
         select(Message.script_id)
         .join(asked, asked.id == Message.reply_to_id)
         .where(
@@ -128,9 +128,15 @@ def _lost_dialog(turn: Turn, why: str) -> dict[str, str] | None:
             Message.created_at >= turn.now - timedelta(seconds=turn.settings.dialog_ttl_seconds),
         )
         .order_by(Message.id.desc())
-        .limit(1)
+        .limit(20)
     )
-    intent, _, key = (script_id or "").rpartition(".")
-    if intent in FORMS and (key == "reply" or key.startswith("ask_")):
-        return {"kind": "dialog", "intent": intent, "lost": why}
+    resumed = False  # past a form.resume, the off-form answer before it is skipped
+    for script_id in scripts:
+        intent, _, key = (script_id or "").rpartition(".")
+        if intent in FORMS and (key == "reply" or key.startswith("ask_")):
+            return {"kind": "dialog", "intent": intent, "lost": why}
+        if script_id == "form.resume":
+            resumed = True
+        elif script_id != "form.example" and not resumed:
+            return None
     return None

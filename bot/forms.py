@@ -7,13 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from bot.actions import URGENT_PRIORITY, Result, forget, remember
+from bot.actions import pending as pending_now
 from bot.keys import keyring_for
 from bot.messages import Reply
 from bot.turn import Turn
 from dialogs.domain import FORMS
+from dialogs.opening import bereaved, discharged, policy_by_description
 from dialogs.ports import SqlPolicyBook
 from dialogs.runner import FormRunner, FormState, FormTurn, Status, UserMessage
-from dialogs.validators import is_cancel
+from dialogs.validators import is_cancel, moment
 from escalation import followups
 from escalation.tickets import handoff_notices, open_ticket
 from storage import formats as fmt
@@ -22,6 +24,8 @@ from storage.models import AuditEvent
 from storage.pii import find_pii, mask
 
 log = logging.getLogger(__name__)
+
+MAX_REASKS = 2  # an answer the form cannot use is asked again twice; the third goes to the agent
 
 
 # Changes to the holder's policies: only the holder, or a member they authorized, may ask.
@@ -32,7 +36,25 @@ def dialog(turn: Turn) -> Result:
     """Open the form for this intent; the opening message may already answer a slot."""
     if not _may_start(turn, turn.parse.intent):
         return _refuse_change(turn, turn.parse.intent)
-    return _form_result(turn, _form_runner(turn).start(turn.parse.intent, _form_message(turn)))
+    form = _form_runner(turn).start(turn.parse.intent, _form_message(turn))
+    result = _form_result(turn, form)
+    opening = FORMS[form.intent].opening
+    if form.intent == "claim.report" and not any(
+            m.get("response") == opening for m in form.messages):
+        # the opening words already answered some questions: a caring word, then the rest
+        care = "opened_condolence" if bereaved(turn.inbound.text) else "opened_care"
+        result.replies.insert(0, turn.say(f"claim.report.{care}"))
+    return result
+
+
+def _situational(response: str, collected: dict[str, Any], text: str) -> str:
+    """The variant of a claim report's words that fits what the member told us."""
+    told = " ".join([text, str(collected.get("what_happened") or "")])
+    if response == "claim.report.reply" and bereaved(told):
+        return "claim.report.reply_condolence"
+    if response == "claim.report.ask_hospital" and discharged(told):
+        return "claim.report.ask_hospital_discharged"
+    return response
 
 
 def _sealed_answers(turn: Turn, slots: dict[str, Any], before: Any) -> dict[str, str]:
@@ -47,7 +69,7 @@ def _sealed_answers(turn: Turn, slots: dict[str, Any], before: Any) -> dict[str,
     return sealed
 
 
-def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
+def continue_dialog(turn: Turn, pending: dict[str, Any]) -> Result:
     """The member who started the form spoke again: an answer, a cancel, or chatter."""
     intent = pending["intent"]
     if not _may_start(turn, intent):
@@ -62,8 +84,56 @@ def continue_dialog(turn: Turn, pending: dict[str, str]) -> Result:
         result = _form_result(turn, _form_runner(turn).start(intent, _form_message(turn)))
         result.replies.insert(0, turn.say("form.restart"))
         return result
-    return _form_result(turn, _form_runner(turn).advance(state, _form_message(turn)),
-                        sealed_before=pending.get("sealed"))
+    form = _form_runner(turn).advance(state, _form_message(turn))
+    if form.status == Status.ASKING and form.state is not None and form.state.slots == state.slots:
+        # nothing usable: asked again with an example, at most twice, then the agent takes
+        # over with everything collected so far
+        misses = _misses(pending) + 1
+        slot = form.state.requested_slot or ""
+        if misses > MAX_REASKS:
+            forget(turn)
+            return _form_handoff(turn, intent, state.slots, stopped_at=slot,
+                                 sealed=pending.get("sealed"))
+        result = _form_result(turn, form, sealed_before=pending.get("sealed"), misses=misses)
+        result.replies.append(turn.say("form.example", example=turn.label("form_example", slot)))
+        return result
+    return _form_result(turn, form, sealed_before=pending.get("sealed"),
+                        then=pending.get("then"))
+
+
+def _misses(pending: dict[str, Any]) -> int:
+    value = pending.get("misses")
+    return value if isinstance(value, int) else 0
+
+
+def resumable(pending: dict[str, Any] | None) -> FormState | None:
+    """The form an off-form question interrupted, kept to come back to (None: nothing to)."""
+    if not pending or pending.get("kind") != "dialog" or pending.get("lost"):
+        return None
+    state = FormState.from_json(pending)
+    return state if state is not None and state.requested_slot is not None else None
+
+
+def resume(turn: Turn, state: FormState) -> Reply:
+    """After the off-form answer, back to the form's open question (its state was kept)."""
+    spec = turn.scripts.intents.get(state.intent)
+    question = turn.say(FORMS[state.intent].ask(state.requested_slot or "")).text
+    return turn.say("form.resume", intent_zh=spec.zh if spec else state.intent,
+                    question=question)
+
+
+def answers_form(turn: Turn, pending: dict[str, Any]) -> bool:
+    """Does this message answer the form's open question outright (its entity, or the
+    holder's policy named by description), whatever else the intent engine hears in it?"""
+    state = FormState.from_json(pending)
+    if state is None or state.requested_slot is None:
+        return False
+    slot = FORMS[state.intent].slot(state.requested_slot)
+    if slot.entity and any(e.entity == slot.entity for e in turn.parse.entities):
+        return True
+    runner = _form_runner(turn)
+    return slot.name == "policy_no" and runner.policies is not None and policy_by_description(
+        turn.inbound.text, runner.policies.policies_described()) is not None
 
 
 def cancels_form(turn: Turn) -> bool:
@@ -108,16 +178,30 @@ def _form_message(turn: Turn) -> UserMessage:
                        for e in p.entities),
         private=turn.inbound.private,
         channel=turn.inbound.channel,
+        addressed=_addressed(turn),
     )
 
 
-def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None) -> Result:
-    result = Result([_form_reply(turn, m) for m in form.messages if m.get("response")])
+def _addressed(turn: Turn) -> bool:
+    names = {turn.settings.bot_name, turn.settings.bot_member_id}
+    return bool(names & set(turn.inbound.mentions)) or f"@{turn.settings.bot_name}" in (
+        turn.inbound.text)
+
+
+def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None,
+                 misses: int = 0, then: Any = None) -> Result:
+    """`then`: the pending form this one interrupted, taken up again once this one ends."""
     collected = form.state.slots if form.state is not None else form.slots
+    result = Result([_form_reply(turn, m, collected) for m in form.messages
+                     if m.get("response")])
     sealed = _sealed_answers(turn, collected, sealed_before)
+    waiting = resumable(then) if isinstance(then, dict) else None
     match form.status:
         case Status.ASKING if form.state is not None:
-            remember(turn, {**form.state.to_json(), **({"sealed": sealed} if sealed else {})})
+            remember(turn, {**form.state.to_json(), **({"sealed": sealed} if sealed else {}),
+                            **({"misses": misses} if misses else {}),
+                            **({"then": then} if waiting else {})})
+            return result
         case Status.CANCELLED:
             forget(turn)
         case Status.COMPLETED:
@@ -126,10 +210,30 @@ def _form_result(turn: Turn, form: FormTurn, sealed_before: Any = None) -> Resul
                 _book_appointment(turn, form.slots)
             else:
                 _open_form_ticket(turn, form.intent, form.slots, result, sealed)
+        case _:
+            return result
+    if waiting is not None and isinstance(then, dict):
+        remember(turn, then)
+        result.replies.append(resume(turn, waiting))
     return result
 
 
-def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
+def dialog_over(turn: Turn, interrupted: dict[str, Any]) -> Result:
+    """A new form opened over a pending one: the new one goes first, the old one waits."""
+    result = dialog(turn)
+    current = pending_now(turn)
+    old = resumable(interrupted)
+    if old is None:
+        return result
+    if current is not None and current.get("intent") != old.intent:
+        remember(turn, {**current, "then": interrupted})  # asked: the old waits under it
+    else:  # the new form ended at once (or never opened): back to the old one now
+        remember(turn, interrupted)
+        result.replies.append(resume(turn, old))
+    return result
+
+
+def _form_reply(turn: Turn, message: dict[str, Any], collected: dict[str, Any]) -> Reply:
     """A dispatcher message -> a rendered script; `private` goes 1:1 to the member."""
     extra: dict[str, str] = {
         name: turn.label(group, key) for name, (group, key) in (message.get("labels") or {}).items()
@@ -137,19 +241,24 @@ def _form_reply(turn: Turn, message: dict[str, Any]) -> Reply:
     extra |= {name: fmt.moment(datetime.fromisoformat(value))
               for name, value in (message.get("moments") or {}).items() if value}
     private = message.get("private") or turn.inbound.private
-    return turn.say(message["response"], to=turn.speaker.member_id if private else None, **extra)
+    response = _situational(message["response"], collected, turn.inbound.text)
+    return turn.say(response, to=turn.speaker.member_id if private else None, **extra)
 
 
 def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Result,
-                      sealed: dict[str, str] | None = None) -> None:
+                      sealed: dict[str, str] | None = None, *, stopped_at: str | None = None,
+                      ) -> None:
     """The completed form goes to the agent: reason "form", the slots (masked) in context, and
-    the numbers given sealed (context["sealed"]), for POST /api/v1/tickets/{id}/reveal."""
+    the numbers given sealed (context["sealed"]), for POST /api/v1/tickets/{id}/reveal. A form
+    the member could not finish says where it stopped (context["stopped_at"])."""
+    stop = {"stopped_at": stopped_at} if stopped_at is not None else {}
     ticket = open_ticket(
         session=turn.session, circle=turn.circle, member_id=turn.speaker.member_id,
         source_message_id=turn.row.id, intent=intent, reason="form",
         summary=turn.scripts.intents[intent].zh if intent in turn.scripts.intents else intent,
         now=turn.now, priority=URGENT_PRIORITY.get(intent, Priority.NORMAL),
-        context={"form": FORMS[intent].name, **({"sealed": sealed} if sealed else {})},
+        context={"form": FORMS[intent].name, "details": readable(turn, slots),
+                 **({"sealed": sealed} if sealed else {}), **stop},
         policy=turn.settings.escalation_policy(),
         scripts=turn.scripts, slots={k: mask(str(v)) for k, v in slots.items()},
     )
@@ -160,9 +269,27 @@ def _open_form_ticket(turn: Turn, intent: str, slots: dict[str, Any], result: Re
         result.notices.append((notice.circle, reply))
 
 
-def _form_handoff(turn: Turn, intent: str, slots: dict[str, str]) -> Result:
+def readable(turn: Turn, slots: dict[str, Any]) -> str:
+    """The collected answers as an agent reads them: 保单号：CC2024000123；关系：子女 (masked)."""
+    parts = []
+    for name, value in slots.items():
+        text = str(value)
+        when = moment(text) if name in ("when", "time") else None
+        if when is not None:
+            text = fmt.moment(when)
+        elif name == "relation":
+            text = turn.label("relation", text)
+        else:
+            text = turn.label("form_value", text)
+        parts.append(f"{turn.label('form_slot', name)}：{mask(text)}")
+    return turn.label("joiners", "list").join(parts)
+
+
+def _form_handoff(turn: Turn, intent: str, slots: dict[str, Any], *,
+                  stopped_at: str | None = None, sealed: Any = None) -> Result:
     result = Result([turn.say("form.handoff")])
-    _open_form_ticket(turn, intent, slots, result)
+    kept = {k: v for k, v in sealed.items() if k in slots} if isinstance(sealed, dict) else None
+    _open_form_ticket(turn, intent, slots, result, kept or None, stopped_at=stopped_at)
     return result
 
 

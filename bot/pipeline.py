@@ -17,12 +17,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from time import perf_counter
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import actions, forms, handoff, queries
+from bot import actions, consent_chat, forms, handoff, queries
 from bot.messages import InboundMessage, Outcome, Reply
 from bot.metrics import Metrics
 from bot.nlu.engine import OUT_OF_SCOPE, IntentEngine, Parse
@@ -43,6 +44,7 @@ from storage.state import LocalLocks, LockNotAcquired, StateStore, StateUnavaila
 from storage.text import strip_controls
 
 log = logging.getLogger(__name__)
+_SHANGHAI = ZoneInfo("Asia/Shanghai")  # consent ends at the end of its last day there
 
 # Renewed while its holder lives, so a worker killed mid-message frees the member within 3 s,
 # inside WeChat's 5 s retry window; a waiter gives up (and says so) after 3.5 s.
@@ -50,6 +52,7 @@ CONVERSATION_LOCK_TTL = 3.0
 CONVERSATION_LOCK_WAIT = 3.5
 DIALOG_BREAKOUT = 0.85  # a confident, different intent interrupts a pending form
 PII_WARN_KINDS = ("id_card", "bank_card")
+RESUMES_AFTER = frozenset({Action.ANSWER, Action.QUERY, Action.SILENT})  # then back to the form
 
 
 class Pipeline:
@@ -152,6 +155,12 @@ class Pipeline:
             thanks = handoff.take_rating(turn)
             if thanks is not None:
                 return speaking.Decision(True, speaking.Why.PENDING), actions.Result([thanks])
+            # 5c. consent the holder controls, said to the bot: decided by rules, not the model
+            if turn.inbound.private or self._addressed(turn.inbound):
+                said = consent_chat.respond(turn)
+                if said is not None:
+                    why = speaking.Why.PRIVATE if turn.inbound.private else speaking.Why.ADDRESSED
+                    return speaking.Decision(True, why), said
             if handoff.held_by_human(turn) is not None:
                 return speaking.Decision(False, speaking.Why.HUMAN_ACTIVE), actions.Result()
         if not is_bot and not turn.speaker.is_staff and (
@@ -206,9 +215,21 @@ class Pipeline:
             return forms.continue_dialog(turn, pending)
         if spec is None or (parse.confidence < self._threshold and parse.intent != OUT_OF_SCOPE):
             return self._clarify_or_hand_off(turn, pending)
-        if pending:
+        # an off-form question is answered, then the form it interrupted goes on (its state
+        # is kept); a new form goes first and the old one waits under it; a handoff ends it
+        interrupted = forms.resumable(pending) if spec.action in RESUMES_AFTER else None
+        if pending and spec.action == Action.DIALOG and forms.resumable(pending):
+            return forms.dialog_over(turn, pending)
+        if pending and interrupted is None:
             actions.forget(turn)
-        match spec.action:
+        result = self._perform(turn, spec.action, risk)
+        if interrupted is not None:
+            result.replies.append(forms.resume(turn, interrupted))
+        return result
+
+    @staticmethod
+    def _perform(turn: Turn, action: Action, risk: Risk) -> actions.Result:
+        match action:
             case Action.ANSWER:
                 return actions.answer(turn)
             case Action.QUERY:
@@ -229,6 +250,7 @@ class Pipeline:
             and spec.action != Action.SILENT
             and turn.parse.intent != pending["intent"]
             and not forms.cancels_form(turn)
+            and not forms.answers_form(turn, pending)
         )
 
     def _answer_unless_a_human_does(self, turn: Turn, decision: speaking.Decision) -> bool:
@@ -432,7 +454,8 @@ def _receive(
     s: Session, msg: InboundMessage, now: datetime, parse: Parse | None = None
 ) -> tuple[Circle, Speaker, Message]:
     circle = find_circle(s, msg.chat_id)
-    speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name)
+    speaker = resolve_speaker(s, circle, msg.sender_id, msg.sender_name,
+                              today=now.astimezone(_SHANGHAI).date())
     return circle, speaker, _persist_inbound(s, msg, circle, speaker, now, parse=parse)
 
 

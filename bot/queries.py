@@ -12,8 +12,10 @@ from bot.turn import Turn
 from circles import naming
 from circles.membership import holder_member_id
 from storage import formats as fmt
-from storage.enums import TicketStatus
+from storage.enums import ConsentScope, Role, TicketStatus
 from storage.models import AuditEvent, Claim, FollowUp, Policy, Ticket
+
+CONSENT_ASKED = "consent_asked"
 
 
 def _policy_rows(turn: Turn) -> list[Policy]:
@@ -118,9 +120,17 @@ QUERIES: dict[str, Callable[[Turn], list[dict[str, str]]]] = {
 }
 
 
+# What each query discloses, as the holder's consent names it (default: policy information).
+QUERY_SCOPES: dict[str, ConsentScope] = {"claim.status": ConsentScope.CLAIM}
+
+
+def scope_of(intent: str) -> ConsentScope:
+    return QUERY_SCOPES.get(intent, ConsentScope.POLICY)
+
+
 def query(turn: Turn) -> Result:
     intent, speaker = turn.parse.intent, turn.speaker
-    if not speaker.may_see_policy_data or speaker.member_id is None:
+    if not speaker.may_see(scope_of(intent)) or speaker.member_id is None:
         return _refuse_disclosure(turn)
     lines = QUERIES[intent](turn)
     to = speaker.member_id
@@ -152,7 +162,23 @@ def _refuse_disclosure(turn: Turn) -> Result:
     holder = holder_member_id(turn.session, turn.circle)
     if holder and holder != turn.speaker.member_id:
         replies.append(holder_authorize_prompt(turn, holder))
+        if turn.speaker.member_id is not None and turn.speaker.role == Role.FAMILY:
+            # what the holder's "授权" answers (bot/consent_chat.py reads it back)
+            record_consent_asked(turn, holder=holder, member_id=turn.speaker.member_id,
+                                 scopes=[scope_of(turn.parse.intent)], via="refusal")
     return Result(replies)
+
+
+def record_consent_asked(turn: Turn, *, holder: str, member_id: str,
+                         scopes: list[ConsentScope], via: str) -> None:
+    """The bot asked the holder privately whether to let `member_id` see `scopes`."""
+    turn.session.add(AuditEvent(
+        kind=CONSENT_ASKED, actor_id=turn.speaker.member_id or turn.inbound.sender_id,
+        circle_id=turn.circle.id, subject=f"member:{member_id}",
+        data={"holder": holder, "member_id": member_id, "scopes": [s.value for s in scopes],
+              "via": via, "message_id": turn.row.id},
+        created_at=turn.now,
+    ))
 
 
 def holder_authorize_prompt(turn: Turn, holder: str) -> Reply:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from circles.consent import is_authorized
+from circles.consent import scopes_of
 from storage.enums import CircleStatus, ConsentScope, Role
 from storage.errors import NotFound
 from storage.models import Circle, CircleMember, Member
@@ -27,10 +27,17 @@ class Speaker:
     authorized: bool  # holder's consent (scope policy, not expired) is on record
     is_holder: bool  # the circle's customer (the policy holder) in person
     is_bot: bool = False
+    scopes: frozenset[ConsentScope] = frozenset()  # what the holder's consent covers today
 
     @property
     def is_staff(self) -> bool:
         return self.role in HUMAN_STAFF
+
+    def may_see(self, scope: ConsentScope) -> bool:
+        """The holder sees everything; a family member what the holder's consent covers."""
+        if scope == ConsentScope.POLICY:
+            return self.may_see_policy_data
+        return self.is_holder or (scope in self.scopes and self.role is not None)
 
     @property
     def may_see_policy_data(self) -> bool:
@@ -73,30 +80,34 @@ def resolve_speaker(
         and member.customer_id is not None
         and member.customer_id == circle.customer_id
     )
+    scopes = _scopes(session, circle, cm, today)
     return Speaker(
         member.id,
         member.display_name or sender_name,
         cm.role,
-        _authorized(session, circle, cm, today),
+        ConsentScope.POLICY in scopes,
         is_holder,
         is_bot=member.is_bot,
+        scopes=scopes,
     )
 
 
-def _authorized(session: Session, circle: Circle, cm: CircleMember, today: date | None) -> bool:
-    """The holder's consent (circles/consent.py) for scope policy, valid today, decides.
+def _scopes(
+    session: Session, circle: Circle, cm: CircleMember, today: date | None
+) -> frozenset[ConsentScope]:
+    """The holder's consent (circles/consent.py), valid today, decides.
 
-    `CircleMember.authorized` is the older per-seat flag: still honoured (matter circles copy
-    it to their seats), but a holder's consent is recorded as a Consent row.
+    `CircleMember.authorized` is the older per-seat flag: still honoured as every scope
+    (matter circles copy it to their seats), but a holder's consent is recorded as a Consent row.
     """
     if cm.authorized:
-        return True
+        return frozenset(ConsentScope)
     if circle.customer_id is None or cm.role not in (Role.FAMILY, Role.CUSTOMER):
-        return False
-    return is_authorized(
-        session, holder_id=circle.customer_id, member_id=cm.member_id, scope=ConsentScope.POLICY,
+        return frozenset()
+    return frozenset(scopes_of(
+        session, holder_id=circle.customer_id, member_id=cm.member_id,
         today=today or datetime.now(UTC).astimezone(_SHANGHAI).date(),
-    )
+    ))
 
 
 def holder_member_id(session: Session, circle: Circle) -> str | None:

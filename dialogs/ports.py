@@ -16,6 +16,10 @@ class PolicyBook(Protocol):
         """The policy numbers of the holder the form is for."""
         ...
 
+    def policies_described(self) -> tuple[tuple[str, str, str | None], ...]:
+        """(number, product name, kind) of each of the holder's policies."""
+        ...
+
 
 @dataclass(frozen=True)
 class StaticPolicyBook:
@@ -25,6 +29,9 @@ class StaticPolicyBook:
 
     def policy_numbers(self) -> frozenset[str]:
         return self.numbers
+
+    def policies_described(self) -> tuple[tuple[str, str, str | None], ...]:
+        return tuple((n, "", None) for n in sorted(self.numbers))
 
 
 @dataclass(frozen=True)
@@ -40,3 +47,10 @@ class SqlPolicyBook:
         rows = self.session.scalars(select(Policy.policy_no).where(
             Policy.holder_id == self.holder_id))
         return frozenset(rows)
+
+    def policies_described(self) -> tuple[tuple[str, str, str | None], ...]:
+        if self.holder_id is None:
+            return ()
+        rows = self.session.execute(select(Policy.policy_no, Policy.product, Policy.kind).where(
+            Policy.holder_id == self.holder_id).order_by(Policy.id))
+        return tuple((no, product, kind) for no, product, kind in rows)

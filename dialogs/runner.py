@@ -30,6 +30,7 @@ from dialogs.domain import (
     build_domain,
 )
 from dialogs.forms import FORM_ACTIONS
+from dialogs.opening import opening_slots, policy_by_description
 from dialogs.ports import PolicyBook
 
 CHATTER_INTENT = "out_of_scope"
@@ -68,6 +69,7 @@ class UserMessage:
     entities: tuple[dict[str, Any], ...] = ()
     private: bool = False
     channel: str = "webhook"
+    addressed: bool = False  # @-mentioned the bot: an answer attempt, never chatter
 
     def parse_data(self) -> dict[str, Any]:
         return {
@@ -176,7 +178,8 @@ class FormRunner:
             return FormTurn(Status.COMPLETED, spec.intent, None, events + done_events,
                             messages + done, filled.slots)
         if state.requested_slot and not progressed and not messages and (
-                msg.intent == CHATTER_INTENT):
+                msg.intent == CHATTER_INTENT and not msg.private and not msg.addressed):
+            # family chatter in the group, not said to the bot: say nothing, keep the state
             return FormTurn(Status.IGNORED, spec.intent, state, [], [])
         opening = state.requested_slot is None and not progressed
         ask = spec.opening if opening else spec.ask(missing)  # reply: opening words + question
@@ -189,13 +192,15 @@ class FormRunner:
         nxt = FormState(spec.intent, filled.slots, missing)
         return FormTurn(Status.ASKING, spec.intent, nxt, events, messages)
 
-    @staticmethod
-    def _candidates(spec: FormSpec, state: FormState, msg: UserMessage) -> dict[str, Any]:
+    def _candidates(self, spec: FormSpec, state: FormState, msg: UserMessage) -> dict[str, Any]:
         """Rasa's slot mappings: the asked slot from its entity or the text; an eager slot
-        from its entity whenever it is still empty."""
+        from its entity whenever it is still empty. A policy may be named by description
+        ("重疾险那个"), and the opening message may already answer some slots."""
         found: dict[str, Any] = {}
         for s in spec.slots:
             value = msg.entity(s.entity) if s.entity else None
+            if value is None and s.name == "policy_no" and self.policies is not None:
+                value = policy_by_description(msg.text, self.policies.policies_described())
             if s.name == state.requested_slot:
                 if value is None and s.text:
                     value = msg.text
@@ -203,6 +208,9 @@ class FormRunner:
                     found[s.name] = value
             elif s.eager and value is not None and state.slots.get(s.name) is None:
                 found[s.name] = value
+        if state.requested_slot is None and not state.slots:
+            for name, value in opening_slots(spec.intent, msg.text).items():
+                found.setdefault(name, value)
         return found
 
     def _tracker(self, spec: FormSpec, state: FormState, msg: UserMessage,

@@ -34,6 +34,10 @@ _WAYS = (
     ("phone", re.compile(r"电话|回电|打给|语音")),
 )
 MAX_TEXT = 60
+# Said while thinking, or not knowing: never an answer to a form's question (it is asked again).
+_NON_ANSWER_RE = re.compile(
+    r"(嗯|哦|噢|啊|呃|额|哈|呵|好|行|对|是|啥|什么|等等|稍等|等一下|不知道|不清楚|不记得|记不清|"
+    r"忘了|想不起来|没有|不晓得|我也不知道|[?？.。!！~～…])+(了|的|呢|吧|啊|呀)*")
 
 
 def is_cancel(text: str) -> bool:
@@ -77,17 +81,21 @@ def relation(entity: str | None, text: str) -> str | None:
     return next((v for k, v in _RELATION_WORDS.items() if k in text), None)
 
 
+def is_non_answer(text: str) -> bool:
+    return bool(_NON_ANSWER_RE.fullmatch(clean(text)))
+
+
 def person_name(text: str) -> str | None:
     """A name or a way of naming a family member; never numbers (ID cards stay out of it)."""
     text = clean(text)
-    if not text or has_digits(text) or len(text) > 20:
+    if not text or has_digits(text) or len(text) > 20 or is_non_answer(text):
         return None
     return text
 
 
 def free_text(text: str, *, minimum: int = 2) -> str | None:
     text = clean(text)
-    return text if len(text) >= minimum else None
+    return text if len(text) >= minimum and not is_non_answer(text) else None
 
 
 def address(text: str) -> str | None:
