@@ -166,13 +166,14 @@ class Pipeline:
         if not is_bot and not turn.speaker.is_staff and (
                 turn.inbound.private or self._addressed(turn.inbound)):
             # 5b2. "别再提醒我交费了" / "恢复提醒": proactive care's opt-out, kept and confirmed
-            said = care_store.command_reply(
+            confirmed = care_store.command_reply(
                 turn.session, self.scripts, turn.circle, member_id=turn.speaker.member_id,
-                is_holder=turn.speaker.is_holder, speaker_name=turn.speaker.display_name,
+                is_holder=turn.speaker.is_holder,
+                speaker_name=turn.address_of(turn.speaker.member_id),
                 text=turn.inbound.text, now=turn.now)
-            if said is not None:
+            if confirmed is not None:
                 return speaking.Decision(True, speaking.Why.ADDRESSED), actions.Result(
-                    [Reply(said.text, None, said.script_id, said.version)])
+                    [Reply(confirmed.text, None, confirmed.script_id, confirmed.version)])
         risk = handoff.complaint_risk(turn)
         pending = actions.pending(turn) if turn.speaker.member_id else None
         decision = speaking.decide(
