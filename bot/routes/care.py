@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from bot.auth import Principal
-from bot.http import ServicesDep, StaffDep, require_roles
+from bot.http import IdPath, ServicesDep, StaffDep, require_roles
 from circles import care_store
 from escalation.access import visible_circles
 from storage.db import transaction
@@ -108,19 +108,19 @@ def _decide(svc: ServicesDep, who: Principal, draft_id: int, action: str,
 
 
 @router.post("/drafts/{draft_id}/approve", response_model=DraftView)
-def approve(draft_id: int, svc: ServicesDep, who: StaffDep) -> DraftView:
+def approve(draft_id: IdPath, svc: ServicesDep, who: StaffDep) -> DraftView:
     """Send it now, as written."""
     return _decide(svc, who, draft_id, "approve")
 
 
 @router.post("/drafts/{draft_id}/skip", response_model=DraftView)
-def skip(draft_id: int, svc: ServicesDep, who: StaffDep) -> DraftView:
+def skip(draft_id: IdPath, svc: ServicesDep, who: StaffDep) -> DraftView:
     """Never send it."""
     return _decide(svc, who, draft_id, "skip")
 
 
 @router.post("/drafts/{draft_id}/edit", response_model=DraftView)
-def edit(draft_id: int, body: EditBody, svc: ServicesDep, who: StaffDep) -> DraftView:
+def edit(draft_id: IdPath, body: EditBody, svc: ServicesDep, who: StaffDep) -> DraftView:
     """Send these words instead, now."""
     return _decide(svc, who, draft_id, "edit", body.text)
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot import chat_links
 from bot.auth import Principal
-from bot.http import ServicesDep
+from bot.http import IdPath, ServicesDep
 from bot.routes import auth as api_auth
 from bot.services import Services
 from bot.web.pages import (
@@ -238,7 +238,7 @@ def _circle_of(s: Session, t: Ticket) -> Circle:
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
-def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPage) -> Response:
+def ticket_page(ticket_id: IdPath, request: Request, svc: ServicesDep, who: StaffPage) -> Response:
     now = _now()
     with svc.sessions() as s:
         t = require_ticket(s, ticket_id, who.role, who.member_id)
@@ -261,7 +261,7 @@ def ticket_page(ticket_id: int, request: Request, svc: ServicesDep, who: StaffPa
 
 
 @router.get("/tickets/{ticket_id}/transcript", response_class=HTMLResponse)
-def ticket_transcript(ticket_id: int, request: Request, svc: ServicesDep,
+def ticket_transcript(ticket_id: IdPath, request: Request, svc: ServicesDep,
                       who: StaffPage) -> Response:
     """The transcript alone: re-fetched when the event stream says the circle moved."""
     with svc.sessions() as s:
@@ -303,7 +303,7 @@ def _text(value: str) -> str:
 
 
 @router.post("/tickets/{ticket_id}/reply", dependencies=[CsrfChecked])
-def reply(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
+def reply(ticket_id: IdPath, svc: ServicesDep, who: StaffPage, text: Text = "",
           to: Annotated[str, Form(max_length=64)] = "") -> Response:
     """To the whole group, or privately to one member of the circle, as the agent."""
 
@@ -327,14 +327,14 @@ def _guard(ticket_id: int, run: Callable[[], Response]) -> Response:
 
 
 @router.post("/tickets/{ticket_id}/notes", dependencies=[CsrfChecked])
-def note(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "") -> Response:
+def note(ticket_id: IdPath, svc: ServicesDep, who: StaffPage, text: Text = "") -> Response:
     return _guard(ticket_id, lambda: _act(
         svc, who, ticket_id, "note",
         lambda s, t: tickets.add_note(s, t, actor_id=_actor(who), text=_text(text), now=_now())))
 
 
 @router.post("/tickets/{ticket_id}/promise", dependencies=[CsrfChecked])
-def promise(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
+def promise(ticket_id: IdPath, svc: ServicesDep, who: StaffPage, text: Text = "",
             due: Annotated[str, Form(max_length=32)] = "") -> Response:
     """The date-time picker's value is local time (Asia/Shanghai by default)."""
     try:
@@ -348,13 +348,13 @@ def promise(ticket_id: int, svc: ServicesDep, who: StaffPage, text: Text = "",
 
 
 @router.post("/tickets/{ticket_id}/claim", dependencies=[CsrfChecked])
-def claim(ticket_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+def claim(ticket_id: IdPath, svc: ServicesDep, who: StaffPage) -> Response:
     return _act(svc, who, ticket_id, "claim",
                 lambda s, t: tickets.claim(s, t, actor_id=_actor(who), now=_now()))
 
 
 @router.post("/tickets/{ticket_id}/assign", dependencies=[CsrfChecked])
-def assign(ticket_id: int, svc: ServicesDep, who: StaffPage,
+def assign(ticket_id: IdPath, svc: ServicesDep, who: StaffPage,
            assignee_id: Annotated[str, Form(max_length=64)] = "") -> Response:
     """Reassign to a teammate (an agent hands over, a supervisor dispatches)."""
 
@@ -367,14 +367,14 @@ def assign(ticket_id: int, svc: ServicesDep, who: StaffPage,
 
 
 @router.post("/tickets/{ticket_id}/resolve", dependencies=[CsrfChecked])
-def resolve(ticket_id: int, svc: ServicesDep, who: StaffPage,
+def resolve(ticket_id: IdPath, svc: ServicesDep, who: StaffPage,
             note: Annotated[str, Form(max_length=2000)] = "") -> Response:
     return _act(svc, who, ticket_id, "resolve", lambda s, t: tickets.resolve(
         s, svc.scripts, t, actor_id=_actor(who), now=_now(), note=note.strip() or None))
 
 
 @router.post("/tickets/{ticket_id}/reopen", dependencies=[CsrfChecked])
-def reopen(ticket_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+def reopen(ticket_id: IdPath, svc: ServicesDep, who: StaffPage) -> Response:
     return _act(svc, who, ticket_id, "reopen", lambda s, t: tickets.reopen(
         s, t, actor_id=_actor(who), now=_now(), policy=svc.settings.escalation_policy()))
 
@@ -395,7 +395,7 @@ def _slot_names(svc: Services) -> dict[str, str]:
 
 @router.post("/tickets/{ticket_id}/reveal", dependencies=[CsrfChecked])
 def reveal(
-    ticket_id: int, request: Request, svc: ServicesDep, who: StaffPage, *,
+    ticket_id: IdPath, request: Request, svc: ServicesDep, who: StaffPage, *,
     field: Annotated[str, Form(max_length=16)] = "",
     member_id: Annotated[str, Form(max_length=64)] = "",
     slot: Annotated[str, Form(max_length=64)] = "",
@@ -503,12 +503,12 @@ def _held_action(
 
 
 @router.post("/circles/{chat_id}/held/{message_id}/send", dependencies=[CsrfChecked])
-def held_send(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+def held_send(chat_id: str, message_id: IdPath, svc: ServicesDep, who: StaffPage) -> Response:
     return _held_action(svc, who, chat_id, message_id, send=True)
 
 
 @router.post("/circles/{chat_id}/held/{message_id}/cancel", dependencies=[CsrfChecked])
-def held_cancel(chat_id: str, message_id: int, svc: ServicesDep, who: StaffPage) -> Response:
+def held_cancel(chat_id: str, message_id: IdPath, svc: ServicesDep, who: StaffPage) -> Response:
     return _held_action(svc, who, chat_id, message_id, send=False)
 
 
@@ -584,7 +584,7 @@ def care_page(request: Request, svc: ServicesDep, who: StaffPage) -> Response:
 
 @router.post("/care/{draft_id}/{action}", dependencies=[CsrfChecked])
 def care_decide(
-    draft_id: int, action: str, request: Request, svc: ServicesDep, who: StaffPage, *,
+    draft_id: IdPath, action: str, request: Request, svc: ServicesDep, who: StaffPage, *,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """approve / skip / edit through the same domain function as

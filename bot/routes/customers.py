@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from bot.http import ServicesDep, StaffDep
+from bot.http import IdPath, ServicesDep, StaffDep
 from circles import customers
 from storage.db import transaction
 from storage.errors import NotFound
@@ -72,7 +72,7 @@ class FormRevealIn(BaseModel):
 
 
 @router.post("/tickets/{ticket_id}/reveal")
-def reveal_form_answer(ticket_id: int, body: FormRevealIn, svc: ServicesDep, who: StaffDep
+def reveal_form_answer(ticket_id: IdPath, body: FormRevealIn, svc: ServicesDep, who: StaffDep
                        ) -> dict[str, Any]:
     """The number a customer gave in a form, in full, to carry out the change; audited."""
     with transaction(svc.sessions) as s:

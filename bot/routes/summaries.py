@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from bot.http import ServicesDep, StaffDep
+from bot.http import IdPath, ServicesDep, StaffDep
 from escalation.access import require_ticket, visible_circles
 from escalation.summary_facts import local_day
 from escalation.summary_store import export_csv, for_date, for_ticket, team_view
@@ -58,7 +58,7 @@ def team(
 
 
 @router.get("/tickets/{ticket_id}")
-def ticket(ticket_id: int, svc: ServicesDep, who: StaffDep) -> dict[str, Any]:
+def ticket(ticket_id: IdPath, svc: ServicesDep, who: StaffDep) -> dict[str, Any]:
     """A resolved ticket's stored summary; an open ticket's summary so far (not stored)."""
     now = _now()
     with transaction(svc.sessions) as s:
