@@ -4,7 +4,7 @@ Never one APScheduler job per follow-up (APScheduler 3 drops missed date jobs, a
 pending jobs whose function was renamed): the outbox and the tickets' deadlines are the record,
 and each tick reads what is due from them. The one job lives in a MemoryJobStore and calls our
 code directly, so nothing about it is persisted and a restart or a rename loses nothing (see
-docs/reliability.md, "APScheduler"). The first tick runs at start, so what fell due while
+docs/measured-facts.md, "APScheduler"). The first tick runs at start, so what fell due while
 the process was down goes out at once; APScheduler's misfire handling never decides
 whether a follow-up is sent.
 

@@ -80,7 +80,7 @@ def build_services(
     sessions = make_sessionmaker(db)
     state = build_state(settings)
     if isinstance(state, RedisStateStore) and not state.ping():
-        # Documented choice (docs/reliability.md, "Redis"): start degraded; /readyz reports it
+        # Documented choice (docs/measured-facts.md, "Redis"): start degraded; /readyz reports it
         # and requests still work.
         log.warning("Redis at %s is not answering: starting degraded", settings.redis_url)
     scripts = scripts or ScriptLibrary()

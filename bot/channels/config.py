@@ -1,5 +1,5 @@
 """Channel app configuration, validated before the service starts: a
-bad EncodingAESKey or an empty token refuses to start (docs/reliability.md)."""
+bad EncodingAESKey or an empty token refuses to start (docs/measured-facts.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 wechatpy compares signatures with `!=`, accepts any old timestamp and raises about nine
 different exception types on bad input; this module is the one place that turns all of that
-into a stable code (docs/reliability.md, "wechatpy").
+into a stable code (docs/measured-facts.md, "wechatpy").
 """
 
 from __future__ import annotations

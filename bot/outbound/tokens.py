@@ -1,7 +1,7 @@
 """access_token cached in the state store and refreshed single-flight across all workers.
 
 Every fetch of a new token invalidates the old one (5-minute overlap), so per-process refresh
-is the known cause of recurring 40001 errors (docs/reliability.md, "wechatpy"). One lock,
+is the known cause of recurring 40001 errors (docs/measured-facts.md, "wechatpy"). One lock,
 one fetch; a forced refresh after 40001/42001 happens at most once per `min_refresh_interval`.
 """
 
