@@ -93,9 +93,11 @@ def test_a_message_costs_few_statements_and_no_dedupe_select(
     assert verbs.count("INSERT") == 1, chatter
     assert not [s for s in chatter + answered
                 if s.upper().startswith("SELECT") and "channel_msg_id =" in s], "dedupe SELECT"
-    # 7 and 10 today on SQLite (9 and 12 before); room for the decision logic to grow a little
+    # 8 and 15 on SQLite now (9 and 12 before this round's mechanics; consent records, the care
+    # opt-out check and profile names added reads to an answer since). The cached circle and
+    # speaker lookups (issue 15) are the way down; this bound keeps it from growing unnoticed.
     assert len(chatter) <= 10, chatter
-    assert len(answered) <= 13, answered
+    assert len(answered) <= 16, answered
 
 
 def test_state_store_down_is_ordered_in_process_and_said(
